@@ -1,0 +1,43 @@
+# lab-cnn: `make train` and `make test` set up everything they need (venv, packages, data).
+PYTHON ?= python3
+VENV ?= .venv
+DATA_DIR ?= data
+CONFIG ?= configs/baseline.yaml
+PORT ?= 6006
+BIN := $(VENV)/bin
+LAB := $(BIN)/lab-cnn
+
+.PHONY: help setup data train train-gpu test tensorboard clean distclean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## Create the venv (VENV, with PYTHON) if missing and install lab-cnn with its dev extra
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+data: setup ## Fetch MNIST into DATA_DIR/MNIST/raw and verify its MD5s
+	$(LAB) data --data-dir $(DATA_DIR)
+
+train: data ## Train the lab's PyTorch net (CONFIG, default configs/baseline.yaml) on the CPU, or the GPU when there is one
+	$(LAB) fit --config $(CONFIG) --data.data_dir $(DATA_DIR)
+
+train-gpu: data ## Train CONFIG on one GPU with bf16 mixed precision (configs/trainer/gpu.yaml)
+	$(LAB) fit --config $(CONFIG) --config configs/trainer/gpu.yaml --data.data_dir $(DATA_DIR)
+
+test: data ## Run the fast test suite (not the tests marked slow)
+	$(BIN)/python -m pytest -q
+
+tensorboard: setup ## Serve TensorBoard for lightning_logs/ on localhost (PORT, default 6006)
+	@echo "TensorBoard: http://127.0.0.1:$(PORT)/"
+	$(BIN)/tensorboard --logdir lightning_logs --host 127.0.0.1 --port $(PORT)
+
+clean: ## Remove run outputs: lightning_logs/, models/, caches
+	rm -rf lightning_logs models .pytest_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean ## Also remove the venv and the data
+	rm -rf $(VENV) $(DATA_DIR)

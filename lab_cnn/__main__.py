@@ -1,0 +1,3 @@
+from lab_cnn.cli import main
+
+main()

@@ -1,0 +1,238 @@
+"""``lab-cnn`` (also ``lightning`` and ``python -m lab_cnn``): LightningCLI plus ``data`` and ``summary``."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import inspect
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import yaml
+from jsonargparse import ArgumentParser, lazy_instance
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from lab_cnn import mnist
+from lab_cnn.data import MNISTDataModule
+from lab_cnn.errors import UserError
+from lab_cnn.module import Classifier, LabNet
+from lab_cnn.summary import format_summary
+
+LOG_DIR = "lightning_logs"
+MODEL_CLASSES = (LabNet,)
+EXTRA_COMMANDS = "data, summary"
+
+
+class ClaimingTensorBoardLogger(TensorBoardLogger):
+    """Takes ``version_N`` with an atomic mkdir, so runs started at the same moment never share a folder."""
+
+    def _get_next_version(self) -> int:
+        version = super()._get_next_version()
+        if self.version_claimed_elsewhere():
+            return version
+        root = Path(self.root_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                (root / f"version_{version}").mkdir()
+                return version
+            except FileExistsError:
+                version += 1
+
+    @staticmethod
+    def version_claimed_elsewhere() -> bool:
+        """Only global rank 0 claims a folder; the checkpoint and config callbacks broadcast its path."""
+        from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+        return getattr(rank_zero_only, "rank", 0) != 0
+
+
+def check_gpu(config: dict[str, Any]) -> None:
+    """Stop at once when a GPU is asked for and there is none; fall back to 16-mixed without bf16."""
+    if str(config.get("accelerator")) not in ("gpu", "cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise UserError(
+            f"trainer.accelerator: {config['accelerator']!r} but this machine has no CUDA GPU; "
+            "leave out configs/trainer/gpu.yaml (or use `make train`) to train on the CPU"
+        )
+    if config.get("precision") == "bf16-mixed" and not torch.cuda.is_bf16_supported():
+        print("This GPU has no bf16: using precision 16-mixed", file=sys.stderr)
+        config["precision"] = "16-mixed"
+
+
+def newest_last_checkpoint(run_dir: Path) -> tuple[int, Path]:
+    """The highest ``version_N`` under ``run_dir`` holding ``checkpoints/last.ckpt``."""
+    found = sorted(
+        (int(p.parent.parent.name.split("_")[1]), p)
+        for p in run_dir.glob("version_*/checkpoints/last.ckpt")
+        if p.parent.parent.name.split("_")[1].isdigit()
+    )
+    if not found:
+        raise UserError(f"--ckpt_path last: no {run_dir}/version_*/checkpoints/last.ckpt to resume from")
+    return found[-1]
+
+
+class LabCLI(LightningCLI):
+    """LightningCLI with the lab's defaults: runs go to ``lightning_logs/<config name>/version_N/``."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--name", type=Optional[str], default=None,
+            help=f"Run folder under {LOG_DIR}/ (default: the first config file's name, or 'default').",
+        )
+        parser.set_defaults({"model": lazy_instance(LabNet)})
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        try:
+            super().parse_arguments(parser, args)
+        except argparse.ArgumentError as e:
+            keys = {f"model.{k}" for cls in MODEL_CLASSES for k in inspect.signature(cls).parameters}
+            for sub in self._subcommand_parsers.values():
+                keys.update(sub.get_defaults().keys())
+            raise UserError(describe_parse_error(str(e), sorted(keys))) from None
+
+    def run_name(self) -> str:
+        name = self._get(self.config, "name")
+        configs = self._get(self.config, "config") or []
+        return name or (Path(str(configs[0])).stem if configs else "default")
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        check_gpu(config)
+        version = None
+        if self.subcommand == "fit" and self._get(self.config_init, "ckpt_path") == "last":
+            version, ckpt = newest_last_checkpoint(Path(LOG_DIR) / self.run_name())
+            self.config_init[self.subcommand]["ckpt_path"] = str(ckpt)
+            print(f"Resuming from {ckpt}", file=sys.stderr)
+        if config.get("logger") in (None, True):
+            config["logger"] = ClaimingTensorBoardLogger(LOG_DIR, name=self.run_name(), version=version, default_hp_metric=False)
+        given = config.get("callbacks") or []
+        if not any(isinstance(c, ModelCheckpoint) for c in given):
+            if self.datamodule.val_size:  # a real hold-out may pick the best model; the test images may not
+                callbacks.append(ModelCheckpoint(monitor="val/acc", mode="max", save_last=True, filename="best-{epoch}"))
+            else:
+                callbacks.append(ModelCheckpoint(save_top_k=0, save_last=True))
+        if config["logger"] and not any(isinstance(c, LearningRateMonitor) for c in given):
+            callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+        return super()._instantiate_trainer(config, callbacks)
+
+    def after_fit(self) -> None:
+        """Test the final model on the 10,000 test images, as the lab does."""
+        self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
+
+
+def describe_parse_error(message: str, keys: list[str]) -> str:
+    """jsonargparse's multi-line message as one line naming the key, the value and what is allowed."""
+    message = " ".join(message.split())
+    outer = re.match(r'Parser key "([\w.]+)"', message)
+    unknown = (
+        re.search(r"does not accept option '([\w.]+)'", message)
+        or re.search(r"unrecognized arguments: --([\w.]+)", message)
+        or re.search(r"Option '(\w+)' is not accepted", message)
+    )
+    if unknown:
+        key = unknown.group(1) if not (outer and "class_path" in message) else f"{outer.group(1)}.{unknown.group(1)}"
+        near = difflib.get_close_matches(key, keys, n=1)
+        return f"{key}: unknown key; " + (f"did you mean {near[0]}?" if near else "see --help for the valid keys")
+    missing = re.search(r'Parser key "config": File does not exist: (.*)', message)
+    if missing:
+        return f"{missing.group(1)}: config file not found"
+    inner = re.search(r'Parser key "(\w+)": Expected a <class \'(\w+)\'>\. Got value: (\S+)', message)
+    if outer and inner:
+        return f"{outer.group(1)}.{inner.group(1)}: {inner.group(3)} is not allowed; expected {inner.group(2)}"
+    value = re.search(r"Expected a <class '(\w+)'>.*Given value: (.*)$", message)
+    if outer and value:
+        return f"{outer.group(1)}: {value.group(2)!r} is not allowed; expected {value.group(1)}"
+    return message
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one-line message of a user mistake anywhere in ``error``'s chain; None for a bug."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, UserError):
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, argparse.ArgumentError):
+        return " ".join(str(error).split())
+    return None
+
+
+def data_command(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="lab-cnn data",
+        description="Fetch the four raw MNIST files into DATA_DIR/MNIST/raw and verify each by its official MD5.",
+    )
+    parser.add_argument("--data-dir", default="data", help="where to put MNIST/raw (default: data)")
+    raw = mnist.fetch(parser.parse_args(argv).data_dir)
+    for name, md5 in mnist.MD5.items():
+        print(f"{raw / name}  MD5 {md5}  OK")
+
+
+def summary_command(argv: list[str]) -> None:
+    parser = ArgumentParser(
+        prog="lab-cnn summary", exit_on_error=False,
+        description="Print each layer's output shape and parameter count of a config's model (no data needed). "
+        "Model knobs can be overridden, e.g. --model.kernel_size 3.",
+    )
+    parser.add_argument("--config", action="append", default=[], help="a lab-cnn config file, e.g. configs/baseline.yaml")
+    parser.add_subclass_arguments(Classifier, "model", fail_untyped=False, help="the model (default: from the config)")
+    model: dict[str, Any] = {"class_path": "lab_cnn.LabNet"}
+    for config in read_configs(argv):
+        model = config.get("model", model)
+    cfg = parser.parse_args(["--model", yaml.safe_dump(model), *argv])
+    print(format_summary(parser.instantiate_classes(cfg).model.net))
+
+
+def read_configs(argv: list[str]) -> list[dict]:
+    """The YAML files given with ``--config`` in ``argv``, each read, or a UserError naming the file."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("-c", "--config", action="append", default=[])
+    return [read_config(path) for path in pre.parse_known_args(argv)[0].config]
+
+
+def read_config(path: str) -> dict:
+    """A YAML config file, or a UserError naming it."""
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+
+
+def lightning_cli(argv: list[str] | None) -> None:
+    read_configs(sys.argv[1:] if argv is None else argv)  # a missing or broken file is named before parsing
+    LabCLI(
+        Classifier, MNISTDataModule, subclass_mode_model=True, args=argv, seed_everything_default=1,
+        parser_kwargs={"exit_on_error": False, "description": f"Train and test the lab's CNNs. More commands: {EXTRA_COMMANDS}."},
+        save_config_kwargs={"overwrite": True},
+    )
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"data": data_command, "summary": summary_command}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line on stderr and exit code 2 for a user mistake, never a traceback."""
+    args = sys.argv[1:] if argv is None else argv
+    prog = Path(sys.argv[0]).name if sys.argv[0] else "lab-cnn"
+    try:
+        if args and args[0] in COMMANDS:
+            COMMANDS[args[0]](args[1:])
+        else:
+            lightning_cli(argv)
+    except Exception as e:
+        message = user_error(e)
+        if message is None:
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,13 @@
+"""The lab report's own numbers and model summaries (``documented_results.yaml``, transcribed from it)."""
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@cache
+def documented() -> dict[str, Any]:
+    """The parsed ``documented_results.yaml``: ``keras`` and ``pytorch`` studies, summaries, shapes, params."""
+    return yaml.safe_load((Path(__file__).with_name("documented_results.yaml")).read_text())

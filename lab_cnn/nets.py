@@ -1,0 +1,93 @@
+"""The lab's PyTorch net as a plain ``nn.Module``, with the knobs the lab asks students to change."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from lab_cnn.errors import UserError, choice, drop_rate, positive_int
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+}
+POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+IMAGE_SIZE = 28  # MNIST images are 28 x 28 x 1
+
+
+def output_size(layer: str, n_in: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """The lab's ``n_out = floor((n_in + 2p - k) / s) + 1``; a kernel larger than its input is refused."""
+    n_out = (n_in + 2 * padding - kernel) // stride + 1
+    if kernel > n_in + 2 * padding:
+        raise UserError(
+            f"{layer}: a {kernel}x{kernel} kernel does not fit its {n_in}x{n_in} input: "
+            f"n_out = floor((n_in + 2p - k) / s) + 1 = floor(({n_in} + 2*{padding} - {kernel}) / {stride}) + 1 = {n_out}"
+        )
+    return n_out
+
+
+def as_list(key: str, value: int | Sequence[int]) -> list[int]:
+    """One whole number or a non-empty list of them, as a list of positive ints."""
+    values = [value] if isinstance(value, int) else list(value)
+    if not values:
+        raise UserError(f"{key}: an empty list is not allowed; give at least one whole number >= 1")
+    return [positive_int(key, v) for v in values]
+
+
+class LabCNN(nn.Module):
+    """The lab's PyTorch net (report part b), one knob per thing the lab changes.
+
+    Each conv block is conv -> [Dropout2d, from the second block on] -> pool -> activation, i.e. the
+    lab's ``relu(max_pool2d(conv2_drop(conv2(x)), 2))``; then Linear -> activation -> dropout per
+    hidden layer, the output Linear and log_softmax. The flatten size follows from the layers.
+    """
+
+    def __init__(
+        self,
+        conv_channels: Sequence[int] = (10, 20),
+        kernel_size: int = 5,
+        pool: str = "max",
+        pool_size: int = 2,
+        activation: str = "relu",
+        hidden_units: int | Sequence[int] = 50,
+        dropout: float = 0.5,
+        conv_dropout: float = 0.5,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        act = choice("activation", activation, ACTIVATIONS)
+        pooling = choice("pool", pool, POOLS)
+        kernel_size, pool_size = positive_int("kernel_size", kernel_size), positive_int("pool_size", pool_size)
+        dropout, conv_dropout = drop_rate("dropout", dropout), drop_rate("conv_dropout", conv_dropout)
+
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        channels, size = 1, IMAGE_SIZE
+        for i, out_channels in enumerate(as_list("conv_channels", conv_channels), start=1):
+            layers[f"conv{i}"] = nn.Conv2d(channels, out_channels, kernel_size)
+            size = output_size(f"conv{i}", size, kernel_size)
+            if i > 1:
+                layers[f"conv{i}_drop"] = nn.Dropout2d(conv_dropout)
+            layers[f"pool{i}"] = pooling(pool_size)
+            size = output_size(f"pool{i}", size, pool_size, stride=pool_size)
+            layers[f"act{i}"] = act()
+            channels = out_channels
+        layers["flatten"] = nn.Flatten()
+        features = channels * size * size
+        hidden = as_list("hidden_units", hidden_units)
+        for i, units in enumerate(hidden, start=1):
+            layers[f"fc{i}"] = nn.Linear(features, units)
+            layers[f"fc{i}_act"] = act()
+            layers[f"fc{i}_drop"] = nn.Dropout(dropout)
+            features = units
+        layers[f"fc{len(hidden) + 1}"] = nn.Linear(features, num_classes)
+        layers["log_softmax"] = nn.LogSoftmax(dim=-1)
+        self.layers = nn.Sequential(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
