@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import difflib
 import inspect
 import re
@@ -15,7 +16,7 @@ import torch
 import yaml
 from jsonargparse import ArgumentParser, lazy_instance
 from lightning.pytorch import Callback, Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -52,6 +53,26 @@ class ClaimingTensorBoardLogger(TensorBoardLogger):
         from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
         return getattr(rank_zero_only, "rank", 0) != 0
+
+
+class PredictionCSV(BasePredictionWriter):
+    """Writes ``predictions.csv`` in the run folder: image, true label (when known), digit, probability, top 3."""
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="epoch")
+
+    def write_on_epoch_end(self, trainer: Trainer, pl_module: Any, predictions: Any, batch_indices: Any) -> None:
+        probs = torch.cat(predictions).cpu()
+        top_p, top_digit = probs.topk(3, dim=1)
+        names, labels = trainer.datamodule.predict_names()
+        path = Path(trainer.log_dir or ".") / "predictions.csv"
+        with open(path, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["image", "label", "digit", "probability", "top3"])
+            for name, label, digits, ps in zip(names, labels, top_digit.tolist(), top_p.tolist()):
+                top3 = " ".join(f"{d}:{p:.4f}" for d, p in zip(digits, ps))
+                out.writerow([name, label, digits[0], f"{ps[0]:.4f}", top3])
+        print(f"Predictions for {len(probs)} images: {path}")
 
 
 def check_gpu(config: dict[str, Any]) -> None:
@@ -119,6 +140,8 @@ class LabCLI(LightningCLI):
                 callbacks.append(ModelCheckpoint(monitor="val/acc", mode="max", save_last=True, filename="best-{epoch}"))
             else:
                 callbacks.append(ModelCheckpoint(save_top_k=0, save_last=True))
+        if self.subcommand == "predict":
+            callbacks.append(PredictionCSV())
         if config["logger"] and not any(isinstance(c, LearningRateMonitor) for c in given):
             callbacks.append(LearningRateMonitor(logging_interval="epoch"))
         return super()._instantiate_trainer(config, callbacks)

@@ -153,3 +153,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_set)
+
+    def predict_names(self) -> tuple[list[str], list[int | str]]:
+        """Name and true label of each image ``predict`` sees, in order."""
+        return [f"t10k[{i}]" for i in range(len(self.test_set))], self.test_set.labels.tolist()

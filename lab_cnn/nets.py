@@ -34,7 +34,7 @@ def output_size(layer: str, n_in: int, kernel: int, stride: int = 1, padding: in
 
 def as_list(key: str, value: int | Sequence[int]) -> list[int]:
     """One whole number or a non-empty list of them, as a list of positive ints."""
-    values = [value] if isinstance(value, int) else list(value)
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
     if not values:
         raise UserError(f"{key}: an empty list is not allowed; give at least one whole number >= 1")
     return [positive_int(key, v) for v in values]

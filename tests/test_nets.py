@@ -1,0 +1,99 @@
+"""The lab's PyTorch net and its variants: shapes, parameter counts, geometry checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from lab_cnn import LabNet
+from lab_cnn.documented import documented
+from lab_cnn.errors import UserError
+from lab_cnn.nets import ACTIVATIONS, LabCNN
+from lab_cnn.summary import format_summary, layer_rows
+
+from conftest import CONFIGS
+
+PYTORCH = documented()["pytorch"]
+
+
+def shapes(net: LabCNN) -> dict[str, tuple[int, ...]]:
+    return {name: shape for name, _, shape, _, _ in layer_rows(net)}
+
+
+def test_baseline_matches_the_documented_derivation() -> None:
+    net = LabCNN()
+    got = shapes(net)
+    for layer, shape in PYTORCH["shapes"].items():
+        assert got[layer] == tuple(shape), layer
+    assert sum(p.numel() for p in net.parameters()) == PYTORCH["params"]["fc50"]
+
+
+def test_fc25_parameter_count() -> None:
+    assert sum(p.numel() for p in LabCNN(hidden_units=25).parameters()) == PYTORCH["params"]["fc25"]
+
+
+def expected_size(model: dict) -> tuple[int, int]:
+    """Flatten size and parameter count by the lab's arithmetic, independent of the net's code."""
+    channels, k = model.get("conv_channels", [10, 20]), model.get("kernel_size", 5)
+    hidden = model.get("hidden_units", 50)
+    hidden = [hidden] if isinstance(hidden, int) else hidden
+    size, c_in, params = 28, 1, 0
+    for c_out in channels:
+        size = (size - k + 1) // 2
+        params += (c_in * k * k + 1) * c_out
+        c_in = c_out
+    flat = c_in * size * size
+    for n_in, n_out in zip([flat, *hidden], [*hidden, 10]):
+        params += (n_in + 1) * n_out
+    return flat, params
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml") if not p.name.startswith("keras")))
+def test_every_config_has_the_computed_shapes_and_counts(config: str) -> None:
+    model = yaml.safe_load((CONFIGS / config).read_text())["model"]["init_args"]
+    net = LabNet(**model).net
+    flat, params = expected_size(model)
+    assert shapes(net)["flatten"] == (flat,)
+    assert sum(p.numel() for p in net.parameters()) == params
+    assert f"Total params: {params:,}" in format_summary(net)
+
+
+def test_output_is_log_probabilities_for_every_activation() -> None:
+    x = torch.randn(4, 1, 28, 28)
+    for activation in ACTIVATIONS:
+        out = LabCNN(activation=activation).eval()(x)
+        assert out.shape == (4, 10)
+        torch.testing.assert_close(out.exp().sum(1), torch.ones(4))
+
+
+def test_several_hidden_layers_and_one_conv_block() -> None:
+    net = LabCNN(conv_channels=[8], hidden_units=[64, 32])
+    got = shapes(net)
+    assert got["flatten"] == (8 * 12 * 12,) and got["fc1"] == (64,) and got["fc2"] == (32,) and got["fc3"] == (10,)
+
+
+def test_impossible_geometry_is_refused_with_the_lab_formula() -> None:
+    with pytest.raises(UserError, match=r"conv2: a 11x11 kernel does not fit its 9x9 input.*floor\(\(n_in \+ 2p - k\) / s\) \+ 1") as e:
+        LabCNN(kernel_size=11)
+    assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match="pool2: a 5x5 kernel does not fit its 3x3 input"):
+        LabCNN(conv_channels=[4, 4], kernel_size=3, pool_size=5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"pool": "median"}, "pool"),
+        ({"activation": "swish"}, "activation"),
+        ({"kernel_size": 0}, "kernel_size"),
+        ({"conv_channels": [10, -2]}, "conv_channels"),
+        ({"conv_channels": []}, "conv_channels"),
+        ({"hidden_units": 2.5}, "hidden_units"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"conv_dropout": -0.1}, "conv_dropout"),
+    ],
+)
+def test_bad_knobs_name_the_key(kwargs: dict, key: str) -> None:
+    with pytest.raises(UserError, match=rf"^{key}: .* is not allowed|^{key}: an empty list"):
+        LabCNN(**kwargs)
