@@ -14,20 +14,22 @@ from typing import Any, Optional
 
 import torch
 import yaml
-from jsonargparse import ArgumentParser, lazy_instance
+import jsonargparse
+from jsonargparse import lazy_instance
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from keras_parity.torch_port import KerasNet
 from lab_cnn import mnist
 from lab_cnn.data import MNISTDataModule
-from lab_cnn.errors import UserError
+from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error
 from lab_cnn.module import Classifier, LabNet
 from lab_cnn.summary import format_summary
 
 LOG_DIR = "lightning_logs"
-MODEL_CLASSES = (LabNet,)
+MODEL_CLASSES = (LabNet, KerasNet)
 EXTRA_COMMANDS = "data, summary"
 
 
@@ -176,20 +178,8 @@ def describe_parse_error(message: str, keys: list[str]) -> str:
     return message
 
 
-def user_error(error: BaseException) -> str | None:
-    """The one-line message of a user mistake anywhere in ``error``'s chain; None for a bug."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, UserError):
-            return str(cause)
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(error, argparse.ArgumentError):
-        return " ".join(str(error).split())
-    return None
-
-
 def data_command(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="lab-cnn data",
         description="Fetch the four raw MNIST files into DATA_DIR/MNIST/raw and verify each by its official MD5.",
     )
@@ -200,7 +190,7 @@ def data_command(argv: list[str]) -> None:
 
 
 def summary_command(argv: list[str]) -> None:
-    parser = ArgumentParser(
+    parser = jsonargparse.ArgumentParser(
         prog="lab-cnn summary", exit_on_error=False,
         description="Print each layer's output shape and parameter count of a config's model (no data needed). "
         "Model knobs can be overridden, e.g. --model.kernel_size 3.",
@@ -248,14 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one line on stderr and exit code 2 for a user mistake, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
     prog = Path(sys.argv[0]).name if sys.argv[0] else "lab-cnn"
-    try:
-        if args and args[0] in COMMANDS:
-            COMMANDS[args[0]](args[1:])
-        else:
-            lightning_cli(argv)
-    except Exception as e:
-        message = user_error(e)
-        if message is None:
-            raise
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
+    if args and args[0] in COMMANDS:
+        exit_on_user_error(prog, lambda: COMMANDS[args[0]](args[1:]))
+    else:
+        exit_on_user_error(prog, lambda: lightning_cli(argv))

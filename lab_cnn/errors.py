@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TypeVar
+import argparse
+import sys
+from collections.abc import Callable, Mapping
+from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -31,3 +33,34 @@ def choice(key: str, value: str, options: Mapping[str, T]) -> T:
     if value not in options:
         raise UserError(f"{key}: {value!r} is not allowed; use one of {', '.join(options)}")
     return options[value]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose mistakes become a UserError (one line), not usage text and exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(message)
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one-line message of a user mistake anywhere in ``error``'s chain; None for a bug."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, UserError):
+            return " ".join(str(cause).split())
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, argparse.ArgumentError):
+        return " ".join(str(error).split())
+    return None
+
+
+def exit_on_user_error(prog: str, command: Callable[[], None]) -> None:
+    """Run ``command``; a user mistake prints ``prog: error: ...`` on stderr and exits 2, a bug raises."""
+    try:
+        command()
+    except Exception as e:
+        message = user_error(e)
+        if message is None:
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)

@@ -31,16 +31,17 @@ def layer_rows(net: nn.Module) -> list[Row]:
         trainable = sum(p.numel() for p in layer.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in layer.parameters() if not p.requires_grad)
         stats = sum(b.numel() for n, b in layer.named_buffers() if n.endswith(("running_mean", "running_var")))
-        rows.append((name, type(layer).__name__, shapes[name], trainable, frozen + stats))
+        kind = "+".join(type(m).__name__ for m in layer) if isinstance(layer, nn.Sequential) else type(layer).__name__
+        rows.append((name, kind, shapes[name], trainable, frozen + stats))
     return rows
 
 
 def format_summary(net: nn.Module) -> str:
     """The table, then total, trainable and non-trainable parameter counts."""
     rows = layer_rows(net)
-    lines = [f"{'Layer (type)':<32}{'Output Shape':<20}{'Param #':>12}"]
+    lines = [f"{'Layer (type)':<44}{'Output Shape':<20}{'Param #':>12}"]
     for name, kind, shape, trainable, frozen in rows:
-        lines.append(f"{f'{name} ({kind})':<32}{str(shape):<20}{trainable + frozen:>12,}")
+        lines.append(f"{f'{name} ({kind})':<44}{str(shape):<20}{trainable + frozen:>12,}")
     trainable = sum(r[3] for r in rows)
     frozen = sum(r[4] for r in rows)
     lines += [f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}", f"Non-trainable params: {frozen:,}"]

@@ -1,0 +1,3 @@
+from keras_parity.cli import main
+
+main()

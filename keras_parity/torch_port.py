@@ -1,0 +1,167 @@
+"""The lab's Keras network, ported exactly to PyTorch, and ``to_torch`` to carry Keras weights over.
+
+Where the frameworks differ the port follows Keras: the activation is part of Conv2D/Dense (before
+BatchNorm), BatchNorm has eps 1e-3 and momentum 0.01 (Keras' 0.99), kernels are Glorot-uniform
+with zero biases, and Flatten reads channels-last so Dense weights carry over unchanged.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lab_cnn.errors import choice, positive_int
+from lab_cnn.module import Classifier
+from lab_cnn.nets import IMAGE_SIZE, output_size
+
+# Keras' activations by name, with Keras' defaults (its leaky_relu slope is 0.2).
+ACTIVATIONS: dict[str, Any] = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+}
+CONV_DROPOUT, DENSE_DROPOUT, POOL_SIZE = 0.25, 0.5, 2
+BN_EPS, BN_MOMENTUM = 1e-3, 0.01  # Keras' epsilon and 1 - its momentum 0.99
+
+
+def keras_names():
+    """Keras' automatic layer names within one model: conv2d, conv2d_1, ..."""
+    seen: Counter[str] = Counter()
+
+    def name(kind: str) -> str:
+        seen[kind] += 1
+        return kind if seen[kind] == 1 else f"{kind}_{seen[kind] - 1}"
+
+    return name
+
+
+def activated(layer: nn.Module, activation: nn.Module) -> nn.Sequential:
+    """A Keras layer with its ``activation=``: the layer, then the activation."""
+    return nn.Sequential(OrderedDict(layer=layer, activation=activation))
+
+
+class ChannelsLastFlatten(nn.Module):
+    """Keras' Flatten of an (H, W, C) map: reads a (C, H, W) tensor in channels-last order."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.permute(0, 2, 3, 1).flatten(1)
+
+
+class KerasCNN(nn.Module):
+    """The lab's Keras network (report part a), layer for layer and name for name.
+
+    ``Conv2D(filters, k, activation) -> BatchNormalization -> MaxPooling2D(2) -> Dropout(0.25)`` per conv
+    block; ``Flatten``; ``Dense(units, activation) -> BatchNormalization -> Dropout(0.5)`` per dense
+    layer; ``Dense(10)`` with (log-)softmax.
+    """
+
+    def __init__(
+        self,
+        activation: str = "relu",
+        conv_layers: int = 2,
+        filters: int = 64,
+        kernel_size: int = 3,
+        dense_layers: int = 3,
+        dense_units: int = 128,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        act = choice("activation", activation, ACTIVATIONS)
+        filters, kernel_size = positive_int("filters", filters), positive_int("kernel_size", kernel_size)
+        dense_units = positive_int("dense_units", dense_units)
+        name = keras_names()
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        channels, size = 1, IMAGE_SIZE
+        for _ in range(positive_int("conv_layers", conv_layers)):
+            conv = name("conv2d")
+            layers[conv] = activated(nn.Conv2d(channels, filters, kernel_size), act())
+            size = output_size(conv, size, kernel_size)
+            layers[name("batch_normalization")] = nn.BatchNorm2d(filters, eps=BN_EPS, momentum=BN_MOMENTUM)
+            pool = name("max_pooling2d")
+            layers[pool] = nn.MaxPool2d(POOL_SIZE)
+            size = output_size(pool, size, POOL_SIZE, stride=POOL_SIZE)
+            layers[name("dropout")] = nn.Dropout(CONV_DROPOUT)
+            channels = filters
+        layers[name("flatten")] = ChannelsLastFlatten()
+        features = channels * size * size
+        for _ in range(positive_int("dense_layers", dense_layers)):
+            layers[name("dense")] = activated(nn.Linear(features, dense_units), act())
+            layers[name("batch_normalization")] = nn.BatchNorm1d(dense_units, eps=BN_EPS, momentum=BN_MOMENTUM)
+            layers[name("dropout")] = nn.Dropout(DENSE_DROPOUT)
+            features = dense_units
+        layers[name("dense")] = activated(nn.Linear(features, num_classes), nn.LogSoftmax(dim=-1))
+        self.layers = nn.Sequential(layers)
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class KerasNet(Classifier):
+    """:class:`KerasCNN` trained like :class:`lab_cnn.LabNet` (same loop, metrics and logs).
+
+    Args:
+        activation: relu, sigmoid, tanh, leaky_relu, elu or gelu, for Conv2D and hidden Dense layers.
+        conv_layers: number of Conv2D blocks.
+        filters: filters of every Conv2D.
+        kernel_size: side of every Conv2D kernel.
+        dense_layers: number of hidden Dense blocks.
+        dense_units: units of every hidden Dense.
+        lr: SGD learning rate (the Keras lab: 0.01).
+        momentum: SGD momentum (the Keras lab: none).
+    """
+
+    def __init__(
+        self,
+        activation: str = "relu",
+        conv_layers: int = 2,
+        filters: int = 64,
+        kernel_size: int = 3,
+        dense_layers: int = 3,
+        dense_units: int = 128,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+    ) -> None:
+        super().__init__(KerasCNN(activation, conv_layers, filters, kernel_size, dense_layers, dense_units), lr, momentum)
+        self.save_hyperparameters()
+
+
+def to_torch(keras_model: Any) -> KerasNet:
+    """A :class:`KerasNet` (in eval mode) carrying the Keras model's weights and BatchNorm statistics."""
+    convs = [l for l in keras_model.layers if type(l).__name__ == "Conv2D"]
+    denses = [l for l in keras_model.layers if type(l).__name__ == "Dense"]
+    net = KerasNet(
+        activation=convs[0].get_config()["activation"] if convs else denses[0].get_config()["activation"],
+        conv_layers=len(convs),
+        filters=convs[0].filters,
+        kernel_size=convs[0].kernel_size[0],
+        dense_layers=len(denses) - 1,
+        dense_units=denses[0].units,
+    )
+    torch_layers = dict(net.net.layers.named_children())
+    with torch.no_grad():
+        for layer in keras_model.layers:
+            weights = [torch.from_numpy(w) for w in layer.get_weights()]
+            if not weights:
+                continue
+            target = torch_layers[layer.name]
+            kind = type(layer).__name__
+            if kind == "Conv2D":
+                target.layer.weight.copy_(weights[0].permute(3, 2, 0, 1))
+                target.layer.bias.copy_(weights[1])
+            elif kind == "Dense":
+                target.layer.weight.copy_(weights[0].T)
+                target.layer.bias.copy_(weights[1])
+            elif kind == "BatchNormalization":
+                for param, value in zip((target.weight, target.bias, target.running_mean, target.running_var), weights):
+                    param.copy_(value)
+    return net.eval()

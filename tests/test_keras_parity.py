@@ -1,0 +1,117 @@
+"""keras_parity: the Keras model and its PyTorch port against the lab's summaries and each other."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from keras_parity import KerasCNN, build_model, to_torch
+from keras_parity.keras_model import keras
+from keras_parity.cli import keras_arrays
+from keras_parity.torch_port import ACTIVATIONS
+from lab_cnn.documented import documented
+from lab_cnn.errors import UserError
+from lab_cnn.summary import layer_rows
+
+from conftest import DATA_DIR, run
+
+SUMMARIES = documented()["keras"]["summaries"]
+CONV_LAYERS = {"two_conv": 2, "one_conv": 1}
+
+
+@pytest.mark.parametrize("variant", ["two_conv", "one_conv"])
+def test_keras_model_matches_the_documented_summary(variant: str) -> None:
+    doc = SUMMARIES[variant]
+    model = build_model(conv_layers=CONV_LAYERS[variant])
+    got = [[layer.name, list(layer.output.shape[1:]), layer.count_params()] for layer in model.layers]
+    assert got == doc["layers"]
+    assert model.count_params() == doc["total_params"]
+    if "trainable_params" in doc:
+        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        assert (trainable, model.count_params() - trainable) == (doc["trainable_params"], doc["non_trainable_params"])
+
+
+@pytest.mark.parametrize("variant", ["two_conv", "one_conv"])
+def test_port_matches_the_documented_summary(variant: str) -> None:
+    doc = SUMMARIES[variant]
+    rows = layer_rows(KerasCNN(conv_layers=CONV_LAYERS[variant]))
+    channels_last = [(name, list(shape[1:] + shape[:1]) if len(shape) == 3 else list(shape), t + f)
+                     for name, _, shape, t, f in rows]
+    assert [list(r) for r in channels_last] == doc["layers"]
+    trainable, frozen = sum(r[3] for r in rows), sum(r[4] for r in rows)
+    assert trainable + frozen == doc["total_params"]
+    if "trainable_params" in doc:
+        assert (trainable, frozen) == (doc["trainable_params"], doc["non_trainable_params"])
+
+
+@pytest.fixture(scope="module")
+def test_images() -> np.ndarray:
+    return keras_arrays(str(DATA_DIR), train=False)[0][:512]
+
+
+def randomize_batch_norm(model, rng: np.random.Generator) -> None:
+    """Non-trivial BatchNorm: random gamma, beta, moving mean and (positive) moving variance."""
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, gamma.shape).astype("float32"), rng.normal(0, 0.2, beta.shape).astype("float32"),
+                rng.normal(0, 0.3, mean.shape).astype("float32"), rng.uniform(0.5, 2.0, var.shape).astype("float32"),
+            ])
+
+
+@pytest.mark.parametrize("conv_layers", [1, 2])
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_to_torch_gives_the_keras_outputs(activation: str, conv_layers: int, test_images: np.ndarray) -> None:
+    keras.utils.set_random_seed(conv_layers)
+    model = build_model(activation=activation, conv_layers=conv_layers)
+    randomize_batch_norm(model, np.random.default_rng(conv_layers))
+    keras_probs = model.predict(test_images, batch_size=256, verbose=0)
+    net = to_torch(model)
+    with torch.no_grad():
+        torch_probs = net(torch.from_numpy(test_images).permute(0, 3, 1, 2)).exp().numpy()
+    assert np.abs(keras_probs - torch_probs).max() < 1e-5
+    assert (keras_probs.argmax(1) == torch_probs.argmax(1)).all()
+    assert np.ptp(keras_probs, axis=0).max() > 1e-5  # outputs vary across images by more than the tolerance
+
+
+def test_bad_geometry_and_names_are_refused_on_both_sides() -> None:
+    with pytest.raises(UserError, match="conv2d_1: a 14x14 kernel does not fit"):
+        build_model(kernel_size=14)
+    with pytest.raises(UserError, match="conv2d_1: a 14x14 kernel does not fit"):
+        KerasCNN(kernel_size=14)
+    with pytest.raises(UserError, match="activation: 'swish' is not allowed"):
+        build_model(activation="swish")
+
+
+def test_keras_parity_train_test_and_summary_commands(tmp_path) -> None:
+    common = ["--data-dir", str(DATA_DIR), "--model_path", "models/run/mnist_cnn.keras"]
+    trained = run("--mode", "train", "--epochs", "1", "--limit-batches", "8", *common, cwd=tmp_path, command="keras_parity")
+    assert trained.returncode == 0, trained.stderr
+    assert (tmp_path / "models/run/mnist_cnn.keras").is_file()
+    assert list((tmp_path / "lightning_logs/keras/mnist_cnn").rglob("events.out.tfevents.*"))
+    tested = run("--mode", "test", *common, cwd=tmp_path, command="keras_parity")
+    assert tested.returncode == 0, tested.stderr
+    lines = tested.stdout.splitlines()
+    assert lines[0].startswith("Test loss: ") and float(lines[0].split(": ")[1]) > 0
+    assert lines[1].startswith("Test accuracy: ") and lines[1].endswith("%")
+    summary = run("--mode", "summary", "--conv-layers", "1", cwd=tmp_path, command="keras_parity")
+    assert "Total params: 1,421,322" in summary.stdout and "flatten (Flatten)" in summary.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--mode", "test", "--model_path", "missing.keras"], "--model_path: missing.keras does not exist"),
+        (["--mode", "train", "--activation", "swish"], "invalid choice: 'swish'"),
+        (["--mode", "train", "--epochs", "0"], "--epochs: '0' is not allowed; use a whole number >= 1"),
+        (["--mode", "fly"], "invalid choice: 'fly'"),
+    ],
+)
+def test_keras_parity_mistakes_get_one_line(args: list[str], expected: str, tmp_path) -> None:
+    (tmp_path / "missing.keras").unlink(missing_ok=True)
+    result = run(*args, cwd=tmp_path, command="keras_parity")
+    assert result.returncode == 2
+    errors = [l for l in result.stderr.splitlines() if l.startswith("keras-parity: error:")]
+    assert len(errors) == 1 and expected in errors[0] and "Traceback" not in result.stderr
