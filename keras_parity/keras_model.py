@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from keras_parity.torch_port import ACTIVATIONS, CONV_DROPOUT, DENSE_DROPOUT, POOL_SIZE, keras_names
+from lab_cnn.errors import choice, positive_int
+from lab_cnn.nets import IMAGE_SIZE, output_size
 
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
-
-from keras_parity.torch_port import ACTIVATIONS, CONV_DROPOUT, DENSE_DROPOUT, POOL_SIZE, keras_names  # noqa: E402
-from lab_cnn.errors import choice, positive_int  # noqa: E402
-from lab_cnn.nets import IMAGE_SIZE, output_size  # noqa: E402
 
 
 def build_model(
