@@ -14,7 +14,7 @@ from lab_cnn.errors import UserError
 
 # The PyTorch lab's Normalize((0.1307,), (0.3081,)): mean and std of the training pixels in [0, 1].
 MEAN, STD = 0.1307, 0.3081
-TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
+TRAIN_SIZE = 60_000
 
 
 def load_split(data_dir: str, train: bool) -> tuple[Tensor, Tensor]:

@@ -53,7 +53,6 @@ class Classifier(L.LightningModule):
         super().__init__()
         self.net, self.lr, self.momentum = net, lr, momentum
         self.train_metrics, self.val_metrics, self.test_metrics = EpochMetrics(), EpochMetrics(), EpochMetrics()
-        self.test_confusion: Tensor | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -91,8 +90,8 @@ class Classifier(L.LightningModule):
         self._log_epoch("val", self.val_metrics)
 
     def on_test_epoch_end(self) -> None:
-        loss, self.test_confusion = self._log_epoch("test", self.test_metrics)
-        correct, total = int(self.test_confusion.trace()), int(self.test_confusion.sum())
+        loss, confusion = self._log_epoch("test", self.test_metrics)
+        correct, total = int(confusion.trace()), int(confusion.sum())
         self.print(f"Test set: Average loss: {loss:.4f}, Accuracy: {correct}/{total} ({100 * correct / total:.0f}%)")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
