@@ -15,7 +15,7 @@ import numpy as np
 
 from keras_parity.torch_port import ACTIVATIONS
 from lab_cnn.cli import LOG_DIR
-from lab_cnn.data import load_split
+from lab_cnn.data import MNISTDataModule, load_split
 from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error
 
 
@@ -71,10 +71,8 @@ def load(model_path: str):
 
 def train(args) -> None:
     from keras_parity.keras_model import build_model, keras
-    from lab_cnn import mnist
 
-    if mnist.problems(args.data_dir):
-        mnist.fetch(args.data_dir)
+    MNISTDataModule(data_dir=args.data_dir).prepare_data()  # fetched when missing, refused when wrong
     seed_everything(args.seed)
     x, y = keras_arrays(args.data_dir, train=True)
     if args.limit_batches:

@@ -140,7 +140,7 @@ def to_torch(keras_model: Any) -> KerasNet:
     convs = [l for l in keras_model.layers if type(l).__name__ == "Conv2D"]
     denses = [l for l in keras_model.layers if type(l).__name__ == "Dense"]
     net = KerasNet(
-        activation=convs[0].get_config()["activation"] if convs else denses[0].get_config()["activation"],
+        activation=convs[0].get_config()["activation"],
         conv_layers=len(convs),
         filters=convs[0].filters,
         kernel_size=convs[0].kernel_size[0],

@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lab_cnn import mnist
-from lab_cnn.errors import UserError
+from lab_cnn.errors import UserError, positive_int
 
 # The PyTorch lab's Normalize((0.1307,), (0.3081,)): mean and std of the training pixels in [0, 1].
 MEAN, STD = 0.1307, 0.3081
@@ -100,8 +100,7 @@ class MNISTDataModule(L.LightningDataModule):
         seed: int = 1,
     ) -> None:
         super().__init__()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise UserError(f"data.batch_size: {batch_size!r} is not allowed; use a whole number >= 1")
+        positive_int("data.batch_size", batch_size)
         if normalize not in ("standard", "unit"):
             raise UserError(f"data.normalize: {normalize!r} is not allowed; use 'standard' or 'unit'")
         if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 <= val_size < TRAIN_SIZE:
