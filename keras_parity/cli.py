@@ -69,6 +69,27 @@ def load(model_path: str):
         raise UserError(f"--model_path: {model_path} is not a readable Keras model ({str(e).splitlines()[0]})") from None
 
 
+def run_dir(args) -> Path:
+    """The run's TensorBoard folder: ``lightning_logs/keras/<run>/``."""
+    return Path(LOG_DIR) / "keras" / (args.run or Path(args.model_path).stem)
+
+
+def scalar_logger(log_dir: Path):
+    """``log(step, values)``: scalars under lab-cnn's names (train/loss, test/acc, ...) in ``log_dir``,
+    so one TensorBoard compares both frameworks."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(log_dir))
+
+    def log(step: int, values: dict[str, float]) -> None:
+        with writer.as_default():
+            for tag, value in values.items():
+                tf.summary.scalar(tag, value, step=step)
+        writer.flush()
+
+    return log
+
+
 def train(args) -> None:
     from keras_parity.keras_model import build_model, keras
 
@@ -79,9 +100,13 @@ def train(args) -> None:
         x, y = x[: args.limit_batches * args.batch_size], y[: args.limit_batches * args.batch_size]
     model = build_model(activation=args.activation, conv_layers=args.conv_layers)
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(learning_rate=0.01), metrics=["accuracy"])
-    log_dir = Path(LOG_DIR) / "keras" / (args.run or Path(args.model_path).stem)
+    log_dir = run_dir(args)
     board = keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=1, write_graph=True)
-    model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=False, callbacks=[board], verbose=2)
+    log = scalar_logger(log_dir)
+    same_names = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: log(epoch, {"train/loss": logs["loss"], "train/acc": logs["accuracy"]})
+    )
+    model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=False, callbacks=[board, same_names], verbose=2)
     Path(args.model_path).parent.mkdir(parents=True, exist_ok=True)
     model.save(args.model_path)
     print(f"Saved the model to {args.model_path}; TensorBoard logs in {log_dir}")
@@ -91,6 +116,7 @@ def test(args) -> None:
     model = load(args.model_path)
     x, y = keras_arrays(args.data_dir, train=False)
     loss, accuracy = model.evaluate(x, y, batch_size=args.batch_size, verbose=0)
+    scalar_logger(run_dir(args))(0, {"test/loss": loss, "test/acc": accuracy})
     print(f"Test loss: {loss}")
     print(f"Test accuracy: {100 * accuracy:.2f}%")
 

@@ -25,6 +25,7 @@ from keras_parity.torch_port import KerasNet
 from lab_cnn import mnist
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error
+from lab_cnn.inspection import Inspection
 from lab_cnn.module import Classifier, LabNet
 from lab_cnn.summary import format_summary
 
@@ -74,6 +75,8 @@ class PredictionCSV(BasePredictionWriter):
             for name, label, digits, ps in zip(names, labels, top_digit.tolist(), top_p.tolist()):
                 top3 = " ".join(f"{d}:{p:.4f}" for d, p in zip(digits, ps))
                 out.writerow([name, label, digits[0], f"{ps[0]:.4f}", top3])
+                if trainer.datamodule.predict_path:
+                    print(f"{name}: {digits[0]}  (top 3: {top3})")
         print(f"Predictions for {len(probs)} images: {path}")
 
 
@@ -111,6 +114,10 @@ class LabCLI(LightningCLI):
             "--name", type=Optional[str], default=None,
             help=f"Run folder under {LOG_DIR}/ (default: the first config file's name, or 'default').",
         )
+        parser.add_argument(
+            "--inspect", type=bool, default=True,
+            help="Log per-epoch weight and gradient histograms and the model graph to TensorBoard (false for speed).",
+        )
         parser.set_defaults({"model": lazy_instance(LabNet)})
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -134,8 +141,11 @@ class LabCLI(LightningCLI):
             version, ckpt = newest_last_checkpoint(Path(LOG_DIR) / self.run_name())
             self.config_init[self.subcommand]["ckpt_path"] = str(ckpt)
             print(f"Resuming from {ckpt}", file=sys.stderr)
+        inspect_run = bool(self._get(self.config, "inspect"))
         if config.get("logger") in (None, True):
-            config["logger"] = ClaimingTensorBoardLogger(LOG_DIR, name=self.run_name(), version=version, default_hp_metric=False)
+            config["logger"] = ClaimingTensorBoardLogger(
+                LOG_DIR, name=self.run_name(), version=version, default_hp_metric=False, log_graph=inspect_run
+            )
         given = config.get("callbacks") or []
         if not any(isinstance(c, ModelCheckpoint) for c in given):
             if self.datamodule.val_size:  # a real hold-out may pick the best model; the test images may not
@@ -144,6 +154,8 @@ class LabCLI(LightningCLI):
                 callbacks.append(ModelCheckpoint(save_top_k=0, save_last=True))
         if self.subcommand == "predict":
             callbacks.append(PredictionCSV())
+        if config["logger"]:
+            callbacks.append(Inspection(histograms=inspect_run))
         if config["logger"] and not any(isinstance(c, LearningRateMonitor) for c in given):
             callbacks.append(LearningRateMonitor(logging_interval="epoch"))
         return super()._instantiate_trainer(config, callbacks)

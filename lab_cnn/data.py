@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lab_cnn import mnist
 from lab_cnn.errors import UserError, positive_int
+from lab_cnn.handwriting import load_digits
 
 # The PyTorch lab's Normalize((0.1307,), (0.3081,)): mean and std of the training pixels in [0, 1].
 MEAN, STD = 0.1307, 0.3081
@@ -88,6 +89,8 @@ class MNISTDataModule(L.LightningDataModule):
         val_size: 0 validates each epoch on the 10,000 test images (the lab's per-epoch test curve);
             N > 0 holds out N seeded training images instead.
         seed: seed of the shuffling and of the hold-out.
+        predict_path: a folder or glob of your own digit images (PNG, JPEG) for ``predict``;
+            default: the test images.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class MNISTDataModule(L.LightningDataModule):
         shuffle: bool = True,
         val_size: int = 0,
         seed: int = 1,
+        predict_path: str | None = None,
     ) -> None:
         super().__init__()
         positive_int("data.batch_size", batch_size)
@@ -107,7 +111,7 @@ class MNISTDataModule(L.LightningDataModule):
             raise UserError(f"data.val_size: {val_size!r} is not allowed; use a whole number in [0, {TRAIN_SIZE})")
         self.save_hyperparameters()
         self.data_dir, self.batch_size, self.normalize = data_dir, batch_size, normalize
-        self.shuffle, self.val_size, self.seed = shuffle, val_size, seed
+        self.shuffle, self.val_size, self.seed, self.predict_path = shuffle, val_size, seed, predict_path
         self.train_set: TensorBatches | None = None
 
     def prepare_data(self) -> None:
@@ -151,8 +155,14 @@ class MNISTDataModule(L.LightningDataModule):
         return self._loader(self.test_set)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set)
+        if self.predict_path is None:
+            return self._loader(self.test_set)
+        images, self.predict_files = load_digits(self.predict_path)
+        unknown = torch.full((len(images),), -1, dtype=torch.int64)
+        return self._loader(TensorBatches(normalize(images, self.normalize), unknown))
 
     def predict_names(self) -> tuple[list[str], list[int | str]]:
-        """Name and true label of each image ``predict`` sees, in order."""
-        return [f"t10k[{i}]" for i in range(len(self.test_set))], self.test_set.labels.tolist()
+        """Name and true label (empty when unknown) of each image ``predict`` sees, in order."""
+        if self.predict_path is None:
+            return [f"t10k[{i}]" for i in range(len(self.test_set))], self.test_set.labels.tolist()
+        return self.predict_files, [""] * len(self.predict_files)

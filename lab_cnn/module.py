@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from lab_cnn.nets import LabCNN
+from lab_cnn.nets import IMAGE_SIZE, LabCNN
 
 NUM_CLASSES = 10
 
@@ -53,25 +53,28 @@ class Classifier(L.LightningModule):
         super().__init__()
         self.net, self.lr, self.momentum = net, lr, momentum
         self.train_metrics, self.val_metrics, self.test_metrics = EpochMetrics(), EpochMetrics(), EpochMetrics()
+        self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)  # for the TensorBoard graph
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def _step(self, batch: tuple[Tensor, Tensor], metrics: EpochMetrics) -> Tensor:
+    def _step(self, batch: tuple[Tensor, Tensor], metrics: EpochMetrics) -> tuple[Tensor, Tensor]:
+        """Mean loss and log-probabilities of a batch; the epoch metrics are updated."""
         x, y = batch
         log_probs = self(x)
         losses = F.nll_loss(log_probs.float(), y, reduction="none")
         metrics.update(losses, log_probs, y)
-        return losses.mean()
+        return losses.mean(), log_probs
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, self.train_metrics)
+        return self._step(batch, self.train_metrics)[0]
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, self.val_metrics)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, self.test_metrics)
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Log-probabilities, for callbacks that look at the predictions (lab_cnn.inspection)."""
+        return self._step(batch, self.test_metrics)[1]
 
     def predict_step(self, batch: tuple[Tensor, Any], batch_idx: int) -> Tensor:
         """Class probabilities of each image."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+from tensorboard.util import tensor_util
 
 from keras_parity import KerasCNN, build_model, to_torch
 from keras_parity.keras_model import keras
@@ -96,6 +98,14 @@ def test_keras_parity_train_test_and_summary_commands(tmp_path) -> None:
     lines = tested.stdout.splitlines()
     assert lines[0].startswith("Test loss: ") and float(lines[0].split(": ")[1]) > 0
     assert lines[1].startswith("Test accuracy: ") and lines[1].endswith("%")
+    mux = EventMultiplexer(size_guidance={"tensors": 0})
+    mux.AddRunsFromDirectory(str(tmp_path / "lightning_logs/keras/mnist_cnn"))
+    mux.Reload()
+    logged = {run: set(t["tensors"]) for run, t in mux.Runs().items()}
+    assert {"train/loss", "train/acc", "test/loss", "test/acc"} <= logged["."]  # lab-cnn's scalar names
+    assert any(tag.endswith("/histogram") for tag in logged["train"])  # Keras' own histograms
+    test_acc = tensor_util.make_ndarray(mux.GetAccumulator(".").Tensors("test/acc")[-1].tensor_proto).item()
+    assert f"Test accuracy: {100 * test_acc:.2f}%" == lines[1]
     summary = run("--mode", "summary", "--conv-layers", "1", cwd=tmp_path, command="keras_parity")
     assert "Total params: 1,421,322" in summary.stdout and "flatten (Flatten)" in summary.stdout
 

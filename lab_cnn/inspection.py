@@ -1,0 +1,111 @@
+"""What a student looks at in TensorBoard besides the curves: histograms, mistakes, confusions, filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+NUM_CLASSES = 10
+MISTAKES_SHOWN = 36
+
+
+def confusion_matrix(predicted: Tensor, target: Tensor) -> Tensor:
+    """Counts [true digit, predicted digit]."""
+    return torch.bincount(target * NUM_CLASSES + predicted, minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+
+
+def confusion_figure(matrix: Tensor) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(matrix.log1p(), cmap="Blues")
+    for (true, pred), count in zip(torch.cartesian_prod(torch.arange(10), torch.arange(10)).tolist(), matrix.flatten().tolist()):
+        ax.text(pred, true, str(count), ha="center", va="center", fontsize=7)
+    ax.set(xlabel="predicted digit", ylabel="true digit", xticks=range(10), yticks=range(10))
+    ax.set_title(f"Confusion matrix: {int(matrix.trace())}/{int(matrix.sum())} correct")
+    return fig
+
+
+def mistakes_figure(images: Tensor, true: Tensor, predicted: Tensor) -> plt.Figure:
+    columns = 6
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(images[i, 0], cmap="gray_r")
+            ax.set_title(f"true {int(true[i])}, pred {int(predicted[i])}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def first_conv_filters(net: nn.Module) -> Tensor | None:
+    """The first conv layer's kernels as one grayscale grid image (each kernel scaled to [0, 1])."""
+    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        return None
+    kernels = conv.weight.detach().float().cpu()[:, :1]
+    size = kernels.shape[-1]
+    grid = make_grid(kernels, nrow=8, normalize=True, scale_each=True, padding=1)
+    return torch.nn.functional.interpolate(grid[None], scale_factor=max(1, 32 // size), mode="nearest")[0]
+
+
+class Inspection(L.Callback):
+    """Logs per-epoch histograms of every parameter and its gradient, and after each test the
+    misclassified digits, the confusion matrix (as an image and as counts) and the first conv filters."""
+
+    def __init__(self, histograms: bool = True) -> None:
+        self.histograms = histograms
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
+        """Once per epoch, at its last step: the gradients of that step and the weights they update."""
+        if not self.histograms or not trainer.is_last_batch:
+            return
+        writer = trainer.logger.experiment
+        for name, param in pl_module.named_parameters():
+            writer.add_histogram(f"weights/{name}", param.detach().float().cpu(), trainer.current_epoch)
+            if param.grad is not None:
+                writer.add_histogram(f"gradients/{name}", param.grad.float().cpu(), trainer.current_epoch)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Hyperparameters with the final test metrics, for TensorBoard's HParams table."""
+        if trainer.loggers and not trainer.sanity_checking:
+            final = {f"hp/{k.replace('/', '_')}": float(trainer.callback_metrics[k]) for k in ("test/acc", "test/loss")}
+            trainer.logger.log_hyperparams(dict(pl_module.hparams), final)
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.predicted: list[Tensor] = []
+        self.targets: list[Tensor] = []
+        self.mistakes: list[Tensor] = []
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        x, y = batch
+        predicted = outputs.argmax(1)
+        self.predicted.append(predicted.cpu())
+        self.targets.append(y.cpu())
+        if sum(len(m) for m in self.mistakes) < MISTAKES_SHOWN:
+            self.mistakes.append(x[predicted != y].float().cpu())
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.loggers or trainer.sanity_checking:
+            return
+        writer, step = trainer.logger.experiment, trainer.global_step
+        predicted, targets = torch.cat(self.predicted), torch.cat(self.targets)
+        matrix = confusion_matrix(predicted, targets)
+        writer.add_figure("test/confusion_matrix", confusion_figure(matrix), step)
+        rows = ["| true \\ predicted | " + " | ".join(map(str, range(10))) + " |", "|---" * 11 + "|"]
+        rows += [f"| {t} | " + " | ".join(map(str, row)) + " |" for t, row in enumerate(matrix.tolist())]
+        writer.add_text("test/confusion_counts", "\n".join(rows), step)
+        wrong = predicted != targets
+        images = torch.cat(self.mistakes)[:MISTAKES_SHOWN]
+        writer.add_figure("test/misclassified", mistakes_figure(images, targets[wrong], predicted[wrong]), step)
+        filters = first_conv_filters(pl_module)
+        if filters is not None:
+            writer.add_image("test/conv1_filters", filters, step)
