@@ -6,6 +6,8 @@ import argparse
 import csv
 import difflib
 import inspect
+import os
+import pickle
 import re
 import sys
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins import TorchCheckpointIO
 
 from keras_parity.torch_port import KerasNet
 from lab_cnn import mnist
@@ -56,6 +59,18 @@ class ClaimingTensorBoardLogger(TensorBoardLogger):
         from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
         return getattr(rank_zero_only, "rank", 0) != 0
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to a temporary file beside it, then renames it into place: a kill while
+    saving never leaves a torn ``last.ckpt``."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(checkpoint, temporary)
+        os.replace(temporary, path)
 
 
 class PredictionCSV(BasePredictionWriter):
@@ -129,6 +144,19 @@ class LabCLI(LightningCLI):
                 keys.update(sub.get_defaults().keys())
             raise UserError(describe_parse_error(str(e), sorted(keys))) from None
 
+    def _parse_ckpt_path(self) -> None:
+        """The model is built from the config, not from a checkpoint's hyperparameters: a checkpoint of
+        another architecture is refused, naming the layer (Classifier.on_load_checkpoint). A checkpoint
+        that would run code is refused here, before anything else reads it."""
+        ckpt_path = self.config[self.config.subcommand].get("ckpt_path") if self.config.get("subcommand") else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            try:
+                torch.load(ckpt_path, weights_only=True, map_location="cpu")
+            except pickle.UnpicklingError:
+                raise UserError(f"--ckpt_path: {ckpt_path} refused: it holds more than weights, and loading it could run code") from None
+            except Exception as e:  # noqa: BLE001 - whatever makes a checkpoint unreadable, the user gets one line
+                raise UserError(f"--ckpt_path: {ckpt_path} is not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+
     def run_name(self) -> str:
         name = self._get(self.config, "name")
         configs = self._get(self.config, "config") or []
@@ -136,6 +164,9 @@ class LabCLI(LightningCLI):
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         check_gpu(config)
+        self.datamodule.prepare_data()  # a data problem stops the run before it claims a log folder
+        if config.get("max_epochs") is not None and config["max_epochs"] < 1:
+            raise UserError(f"trainer.max_epochs: {config['max_epochs']} is not allowed; use a whole number >= 1")
         version = None
         if self.subcommand == "fit" and self._get(self.config_init, "ckpt_path") == "last":
             version, ckpt = newest_last_checkpoint(Path(LOG_DIR) / self.run_name())
@@ -146,12 +177,14 @@ class LabCLI(LightningCLI):
             config["logger"] = ClaimingTensorBoardLogger(
                 LOG_DIR, name=self.run_name(), version=version, default_hp_metric=False, log_graph=inspect_run
             )
+        if not config.get("plugins"):
+            config["plugins"] = [AtomicCheckpointIO()]
         given = config.get("callbacks") or []
         if not any(isinstance(c, ModelCheckpoint) for c in given):
             if self.datamodule.val_size:  # a real hold-out may pick the best model; the test images may not
                 callbacks.append(ModelCheckpoint(monitor="val/acc", mode="max", save_last=True, filename="best-{epoch}"))
-            else:
-                callbacks.append(ModelCheckpoint(save_top_k=0, save_last=True))
+            else:  # keep the newest epoch only, and last.ckpt after every epoch, to resume from
+                callbacks.append(ModelCheckpoint(save_top_k=1, save_last=True))
         if self.subcommand == "predict":
             callbacks.append(PredictionCSV())
         if config["logger"]:
@@ -184,6 +217,9 @@ def describe_parse_error(message: str, keys: list[str]) -> str:
     inner = re.search(r'Parser key "(\w+)": Expected a <class \'(\w+)\'>\. Got value: (\S+)', message)
     if outer and inner:
         return f"{outer.group(1)}.{inner.group(1)}: {inner.group(3)} is not allowed; expected {inner.group(2)}"
+    nested = re.search(r"NestedArg\(key='(\w+)', val='([^']*)'\)", message)
+    if outer and nested:
+        return f"{outer.group(1)}.{nested.group(1)}: {nested.group(2)!r} is not allowed; see --help for its type"
     value = re.search(r"Expected a <class '(\w+)'>.*Given value: (.*)$", message)
     if outer and value:
         return f"{outer.group(1)}: {value.group(2)!r} is not allowed; expected {value.group(1)}"
@@ -238,7 +274,7 @@ def lightning_cli(argv: list[str] | None) -> None:
     read_configs(sys.argv[1:] if argv is None else argv)  # a missing or broken file is named before parsing
     LabCLI(
         Classifier, MNISTDataModule, subclass_mode_model=True, args=argv, seed_everything_default=1,
-        parser_kwargs={"exit_on_error": False, "description": f"Train and test the lab's CNNs. More commands: {EXTRA_COMMANDS}."},
+        parser_kwargs={"exit_on_error": False, "allow_abbrev": False, "description": f"Train and test the lab's CNNs. More commands: {EXTRA_COMMANDS}."},
         save_config_kwargs={"overwrite": True},
     )
 
@@ -249,7 +285,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {"data": data_command, "summa
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line on stderr and exit code 2 for a user mistake, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
-    prog = Path(sys.argv[0]).name if sys.argv[0] else "lab-cnn"
+    prog = "lightning" if Path(sys.argv[0]).name == "lightning" else "lab-cnn"
     if args and args[0] in COMMANDS:
         exit_on_user_error(prog, lambda: COMMANDS[args[0]](args[1:]))
     else:

@@ -113,14 +113,18 @@ class MNISTDataModule(L.LightningDataModule):
         self.data_dir, self.batch_size, self.normalize = data_dir, batch_size, normalize
         self.shuffle, self.val_size, self.seed, self.predict_path = shuffle, val_size, seed, predict_path
         self.train_set: TensorBatches | None = None
+        self.verified = False
 
     def prepare_data(self) -> None:
         """Fetch the raw files when they are missing; a file that is present but wrong is an error."""
+        if self.verified:
+            return
         found = mnist.problems(self.data_dir)
         if any(not p.endswith(": missing") for p in found):
             raise UserError(f"{found[0]}; run `lab-cnn data --data-dir {self.data_dir}` to fetch verified files")
         if found:
             mnist.fetch(self.data_dir)
+        self.verified = True
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -142,7 +146,9 @@ class MNISTDataModule(L.LightningDataModule):
         self.train_set = train
 
     def _loader(self, data: Dataset, sampler: Sampler | None = None) -> DataLoader:
-        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, collate_fn=as_batch)
+        # A private generator: starting an epoch's iterator must not draw from the global RNG
+        # (dropout's), or a resumed run would draw its dropout masks at another offset.
+        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, collate_fn=as_batch, generator=torch.Generator())
 
     def train_dataloader(self) -> DataLoader:
         sampler = EpochPermutation(len(self.train_set), self.seed) if self.shuffle else None

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from lab_cnn.errors import UserError
 from lab_cnn.nets import IMAGE_SIZE, LabCNN
 
 NUM_CLASSES = 10
@@ -83,7 +84,8 @@ class Classifier(L.LightningModule):
     def _log_epoch(self, stage: str, metrics: EpochMetrics) -> tuple[Tensor, Tensor]:
         loss, confusion = metrics.compute()
         metrics.reset()
-        self.log_dict({f"{stage}/loss": loss, f"{stage}/acc": confusion.trace() / confusion.sum()})
+        # already global (torchmetrics syncs across processes); sync_dist only states that
+        self.log_dict({f"{stage}/loss": loss, f"{stage}/acc": confusion.trace() / confusion.sum()}, sync_dist=True)
         return loss, confusion
 
     def on_train_epoch_end(self) -> None:
@@ -107,10 +109,24 @@ class Classifier(L.LightningModule):
             checkpoint["rng_cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "rng_torch" in checkpoint:
-            torch.set_rng_state(checkpoint["rng_torch"])
-        if "rng_cuda" in checkpoint and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(checkpoint["rng_cuda"])
+        """Refuse a checkpoint of another architecture, naming the layer; keep its RNG state for training."""
+        ours = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in checkpoint.get("state_dict", {}).items()}
+        for key in [*ours, *(k for k in theirs if k not in ours)]:
+            if ours.get(key) != theirs.get(key):
+                raise UserError(
+                    f"the checkpoint does not fit this model: {key} is {theirs.get(key, 'missing')} in the checkpoint "
+                    f"and {ours.get(key, 'missing')} in the model; use the config (and overrides) it was trained with"
+                )
+        self.resumed_rng = {k: checkpoint[k] for k in ("rng_torch", "rng_cuda") if k in checkpoint}
+
+    def on_train_start(self) -> None:
+        """Restore a resumed run's RNG here, after the sanity check, where the uninterrupted run stood."""
+        rng = getattr(self, "resumed_rng", {})
+        if "rng_torch" in rng:
+            torch.set_rng_state(rng["rng_torch"])
+        if "rng_cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["rng_cuda"])
 
 
 class LabNet(Classifier):
