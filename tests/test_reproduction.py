@@ -18,7 +18,7 @@ LAB_PYTORCH = {**documented()["pytorch"]["neuron_study"], **documented()["pytorc
 @pytest.mark.parametrize(("config", "lab_run"), [("baseline.yaml", "fc50"), ("fc25.yaml", "fc25"), ("avgpool.yaml", "avg")])
 def test_pytorch_runs_land_within_half_a_point_of_the_lab(config: str, lab_run: str, tmp_path) -> None:
     start = time.perf_counter()
-    result = run(*fit_args(config), cwd=tmp_path)
+    result = run(*fit_args(config), cwd=tmp_path, timeout=3000)
     seconds = time.perf_counter() - start
     assert result.returncode == 0, result.stderr
     line = next(l for l in result.stdout.splitlines() if l.startswith("Test set:"))
@@ -37,14 +37,14 @@ KERAS_RUNS = {"relu": [], "sigmoid": ["--activation", "sigmoid"], "tanh": ["--ac
 def test_keras_runs_land_within_one_point_and_the_port_within_one_point_of_keras(variant: str, tmp_path) -> None:
     start = time.perf_counter()
     model = ["--model_path", f"models/{variant}.keras", "--data-dir", fit_args("baseline.yaml")[-1]]
-    trained = run("--mode", "train", *model, *KERAS_RUNS[variant], cwd=tmp_path, command="keras_parity")
+    trained = run("--mode", "train", *model, *KERAS_RUNS[variant], cwd=tmp_path, command="keras_parity", timeout=3000)
     keras_seconds = time.perf_counter() - start
     assert trained.returncode == 0, trained.stderr
     tested = run("--mode", "test", *model, cwd=tmp_path, command="keras_parity")
     keras_acc = float(re.search(r"Test accuracy: ([\d.]+)%", tested.stdout).group(1))
 
     start = time.perf_counter()
-    port = run(*fit_args(f"keras_{variant}.yaml"), cwd=tmp_path)
+    port = run(*fit_args(f"keras_{variant}.yaml"), cwd=tmp_path, timeout=3000)
     port_seconds = time.perf_counter() - start
     assert port.returncode == 0, port.stderr
     port_acc = int(re.search(r"Accuracy: (\d+)/10000", port.stdout).group(1)) / 100
