@@ -41,24 +41,6 @@ def test_bf16_mixed_precision_runs_on_the_cpu(tmp_path, monkeypatch, capsys) -> 
     assert "Test set: Average loss:" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["--model.pool", "median"], "pool: 'median' is not allowed; use one of max, avg"),
-        (["--model.kernel_size", "13"], "conv2: a 13x13 kernel does not fit its 8x8 input"),
-        (["--model.kernel_siz", "3"], "model.kernel_siz: unknown key; did you mean model.kernel_size?"),
-        (["--data.batch_size", "0"], "data.batch_size: 0 is not allowed"),
-    ],
-)
-def test_user_mistakes_get_one_line_and_no_traceback(args: list[str], expected: str, tmp_path) -> None:
-    result = run(*fit_args("baseline.yaml", *args), cwd=tmp_path)
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if "error" in line]
-    assert len(errors) == 1 and errors[0].startswith(f"lab-cnn: error: {expected}")
-    assert "Traceback" not in result.stderr and len(errors) == 1
-    assert not (tmp_path / "lightning_logs").exists()
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given on a machine without a GPU")
 def test_gpu_config_without_a_gpu_stops_with_a_clear_message(tmp_path) -> None:
     result = run(*fit_args("baseline.yaml", "--config", str(CONFIGS / "trainer" / "gpu.yaml")), cwd=tmp_path)
