@@ -4,10 +4,14 @@ VENV ?= .venv
 DATA_DIR ?= data
 CONFIG ?= configs/baseline.yaml
 PORT ?= 6006
+STUDY ?= configs/studies/lab.yaml
+SEEDS ?= 1
+DEVICE ?= cpu
+EPOCHS ?= 1
 BIN := $(VENV)/bin
 LAB := $(BIN)/lab-cnn
 
-.PHONY: help setup data train train-gpu test tensorboard clean distclean
+.PHONY: help setup data train train-gpu test study bench tensorboard clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,11 +35,17 @@ train-gpu: data ## Train CONFIG on one GPU with bf16 mixed precision (configs/tr
 test: data ## Run the fast test suite (not the tests marked slow)
 	$(BIN)/python -m pytest -q
 
+study: data ## Run a study (STUDY, default configs/studies/lab.yaml; SEEDS, default 1) and write reports/<study>/
+	$(LAB) study $(STUDY) --seeds $(SEEDS) --data-dir $(DATA_DIR)
+
+bench: data ## Time lab-cnn against a plain loop, torchvision's loader and Keras (DEVICE=cpu|gpu, EPOCHS, default 1)
+	$(BIN)/python -m benchmarks.bench --device $(DEVICE) --epochs $(EPOCHS) --data-dir $(DATA_DIR)
+
 tensorboard: setup ## Serve TensorBoard for lightning_logs/ on localhost (PORT, default 6006)
 	@echo "TensorBoard: http://127.0.0.1:$(PORT)/"
 	$(BIN)/tensorboard --logdir lightning_logs --host 127.0.0.1 --port $(PORT)
 
-clean: ## Remove run outputs: lightning_logs/, models/, caches
+clean: ## Remove run outputs: lightning_logs/, models/, caches (not reports/)
 	rm -rf lightning_logs models .pytest_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 

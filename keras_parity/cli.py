@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,14 +14,9 @@ import numpy as np
 
 from keras_parity.torch_port import ACTIVATIONS
 from lab_cnn.cli import LOG_DIR
-from lab_cnn.data import MNISTDataModule, load_split
-from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error
-
-
-def whole_number(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; use a whole number >= 1")
-    return int(text)
+from lab_cnn.data import MNISTDataModule
+from lab_cnn.mnist import load_split
+from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error, whole_number
 
 
 def parser() -> ArgumentParser:
@@ -104,7 +98,9 @@ def train(args) -> None:
     board = keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=1, write_graph=True)
     log = scalar_logger(log_dir)
     same_names = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: log(epoch, {"train/loss": logs["loss"], "train/acc": logs["accuracy"]})
+        on_train_begin=lambda logs: log(0, {"model/params": model.count_params()}),
+        on_epoch_begin=lambda epoch, logs: log(epoch, {"lr-SGD": float(model.optimizer.learning_rate)}),
+        on_epoch_end=lambda epoch, logs: log(epoch, {"train/loss": logs["loss"], "train/acc": logs["accuracy"]}),
     )
     model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=False, callbacks=[board, same_names], verbose=2)
     Path(args.model_path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,21 @@
-"""lab-cnn: the lab's MNIST CNNs in PyTorch Lightning."""
+"""lab-cnn: the lab's MNIST CNNs in PyTorch Lightning.
 
-from lab_cnn.data import MNISTDataModule
-from lab_cnn.module import Classifier, LabNet
+The Lightning classes are imported on first use, so ``lab_cnn.nets`` and ``lab_cnn.mnist`` load
+without Lightning (plain scripts and the benchmarks use them that way).
+"""
+
+from typing import Any
 
 __all__ = ["Classifier", "LabNet", "MNISTDataModule"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MNISTDataModule":
+        from lab_cnn.data import MNISTDataModule
+
+        return MNISTDataModule
+    if name in ("Classifier", "LabNet"):
+        from lab_cnn import module
+
+        return getattr(module, name)
+    raise AttributeError(f"module 'lab_cnn' has no attribute {name!r}")

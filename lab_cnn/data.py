@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import lightning as L
@@ -12,32 +13,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lab_cnn import mnist
 from lab_cnn.errors import UserError, positive_int
 from lab_cnn.handwriting import load_digits
+from lab_cnn.mnist import load_split, normalize
 
-# The PyTorch lab's Normalize((0.1307,), (0.3081,)): mean and std of the training pixels in [0, 1].
-MEAN, STD = 0.1307, 0.3081
 TRAIN_SIZE = 60_000
 
 
-def load_split(data_dir: str, train: bool) -> tuple[Tensor, Tensor]:
-    """The verified raw images (uint8 [N,1,28,28]) and labels (int64 [N]) of one official split."""
-    prefix = "train" if train else "t10k"
-    root = mnist.raw_dir(data_dir)
-    for name in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
-        if problem := mnist.checksum_problem(root / name):
-            raise UserError(f"{problem}; run `lab-cnn data --data-dir {data_dir}` to fetch verified files")
-    images = torch.from_numpy(mnist.read_idx(root / f"{prefix}-images-idx3-ubyte").copy()).unsqueeze(1)
-    labels = torch.from_numpy(mnist.read_idx(root / f"{prefix}-labels-idx1-ubyte").astype("int64"))
-    return images, labels
-
-
-def normalize(images: Tensor, kind: Literal["standard", "unit"]) -> Tensor:
-    """uint8 pixels to float32: ``unit`` is x/255 (the Keras lab), ``standard`` also subtracts MEAN, divides by STD."""
-    x = images.float().div_(255)
-    return x.sub_(MEAN).div_(STD) if kind == "standard" else x
-
-
 class TensorBatches(Dataset):
-    """Images and labels held in memory; a batch of indices is fetched with one slice (``__getitems__``)."""
+    """Images and labels held in memory; ``dataset[index_tensor]`` is a whole batch, fetched with one slice."""
 
     def __init__(self, images: Tensor, labels: Tensor) -> None:
         self.images, self.labels = images, labels
@@ -45,11 +27,7 @@ class TensorBatches(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return self.images[index], self.labels[index]
-
-    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
-        index = torch.as_tensor(indices, device=self.labels.device)
+    def __getitem__(self, index: Tensor | int) -> tuple[Tensor, Tensor]:
         return self.images[index], self.labels[index]
 
     def to(self, device: torch.device) -> TensorBatches:
@@ -57,25 +35,32 @@ class TensorBatches(Dataset):
 
 
 def as_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """collate_fn for :class:`TensorBatches`: ``__getitems__`` already returns the batch."""
+    """collate_fn for :class:`TensorBatches`: each item already is a batch."""
     return batch
 
 
-class EpochPermutation(Sampler[int]):
-    """A new permutation every epoch, drawn from ``seed + epoch`` so a resumed run sees the same order."""
+class BatchOrder(Sampler[Tensor]):
+    """The indices of each batch as one tensor on the data's device, so fetching a batch costs no
+    per-image Python work and no host-to-device copy. Shuffled, it draws a new permutation every
+    epoch from ``seed + epoch`` (a resumed run sees the same order); else file order."""
 
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
+    def __init__(self, size: int, batch_size: int, device: torch.device, shuffle: bool = False, seed: int = 0) -> None:
+        self.size, self.batch_size, self.device, self.shuffle, self.seed, self.epoch = size, batch_size, device, shuffle, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+    def __iter__(self) -> Iterator[Tensor]:
+        # A generator: the order is drawn at the first batch, after Lightning has called set_epoch
+        # (on a resumed run it creates the iterator before that).
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            order = torch.arange(self.size)
+        yield from order.to(self.device).split(self.batch_size)
 
     def __len__(self) -> int:
-        return self.size
+        return -(-self.size // self.batch_size)
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -145,14 +130,14 @@ class MNISTDataModule(L.LightningDataModule):
             self.val_set = self.test_set if not self.val_size else self.val_set.to(device)
         self.train_set = train
 
-    def _loader(self, data: Dataset, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(self, data: TensorBatches, shuffle: bool = False) -> DataLoader:
         # A private generator: starting an epoch's iterator must not draw from the global RNG
         # (dropout's), or a resumed run would draw its dropout masks at another offset.
-        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, collate_fn=as_batch, generator=torch.Generator())
+        order = BatchOrder(len(data), self.batch_size, data.labels.device, shuffle, self.seed)
+        return DataLoader(data, batch_size=None, sampler=order, collate_fn=as_batch, generator=torch.Generator())
 
     def train_dataloader(self) -> DataLoader:
-        sampler = EpochPermutation(len(self.train_set), self.seed) if self.shuffle else None
-        return self._loader(self.train_set, sampler)
+        return self._loader(self.train_set, shuffle=self.shuffle)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set)

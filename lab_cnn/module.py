@@ -46,18 +46,19 @@ class Classifier(L.LightningModule):
     """Training, metrics and logging shared by the lab's nets.
 
     ``net`` maps images to log-probabilities; the loss is NLL on them (cross-entropy), the optimizer
-    SGD. Logged once per epoch: ``train/loss``, ``train/acc`` (train mode, dropout on, as the lab
+    SGD. The net and its inputs are kept channels-last (NHWC in memory), which oneDNN on the CPU and
+    cuDNN on the GPU convolve fastest; results are the same up to float rounding. Logged once per epoch: ``train/loss``, ``train/acc`` (train mode, dropout on, as the lab
     counts it), ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
     """
 
     def __init__(self, net: nn.Module, lr: float, momentum: float) -> None:
         super().__init__()
-        self.net, self.lr, self.momentum = net, lr, momentum
+        self.net, self.lr, self.momentum = net.to(memory_format=torch.channels_last), lr, momentum
         self.train_metrics, self.val_metrics, self.test_metrics = EpochMetrics(), EpochMetrics(), EpochMetrics()
         self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)  # for the TensorBoard graph
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return self.net(x.contiguous(memory_format=torch.channels_last))
 
     def _step(self, batch: tuple[Tensor, Tensor], metrics: EpochMetrics) -> tuple[Tensor, Tensor]:
         """Mean loss and log-probabilities of a batch; the epoch metrics are updated."""

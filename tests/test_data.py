@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from lab_cnn import mnist
-from lab_cnn.data import MNISTDataModule, load_split
+from lab_cnn.data import MNISTDataModule
+from lab_cnn.mnist import load_split
 from lab_cnn.errors import UserError
 
 from conftest import DATA_DIR

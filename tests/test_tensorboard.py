@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
-from lab_cnn.data import load_split
+from lab_cnn.mnist import load_split
 
 from conftest import CONFIGS, DATA_DIR, fit_args, run
 

@@ -31,6 +31,26 @@ def one_line_error(result: subprocess.CompletedProcess, prog: str = "lab-cnn") -
     return errors[0]
 
 
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch, capsys):
+    """``lab-cnn ARGS`` called in this process (the same ``main`` the console script runs), in ``tmp_path``:
+    a mistake must exit 2 with one line on stderr before anything is written."""
+    from lab_cnn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def call(*args: str) -> subprocess.CompletedProcess:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return call
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -49,19 +69,18 @@ def one_line_error(result: subprocess.CompletedProcess, prog: str = "lab-cnn") -
         (["--trainer.max_epoch", "3"], "trainer.max_epoch: unknown key; did you mean trainer.max_epochs?"),
     ],
 )
-def test_bad_values_get_one_line_naming_key_value_and_allowed(args: list[str], expected: str, tmp_path) -> None:
-    assert expected in one_line_error(run(*fit_args("baseline.yaml", *args), cwd=tmp_path))
-    assert not (tmp_path / "lightning_logs").exists()
+def test_bad_values_get_one_line_naming_key_value_and_allowed(args: list[str], expected: str, in_tmp) -> None:
+    assert expected in one_line_error(in_tmp(*fit_args("baseline.yaml", *args)))
+    assert not Path("lightning_logs").exists()
 
 
-def test_bad_config_files_get_one_line(tmp_path) -> None:
-    missing = one_line_error(run("fit", "--config", str(tmp_path / "nope.yaml"), cwd=tmp_path))
-    assert "nope.yaml: config file not found" in missing
-    (tmp_path / "broken.yaml").write_text("model: [unclosed\n")
-    assert "broken.yaml: not valid YAML" in one_line_error(run("fit", "--config", "broken.yaml", cwd=tmp_path))
-    (tmp_path / "typo.yaml").write_text("model:\n  class_path: lab_cnn.LabNet\n  init_args:\n    kernel_siz: 3\n")
-    assert "did you mean model.kernel_size?" in one_line_error(run("fit", "--config", "typo.yaml", cwd=tmp_path))
-    assert not (tmp_path / "lightning_logs").exists()
+def test_bad_config_files_get_one_line(in_tmp) -> None:
+    assert "nope.yaml: config file not found" in one_line_error(in_tmp("fit", "--config", "nope.yaml"))
+    Path("broken.yaml").write_text("model: [unclosed\n")
+    assert "broken.yaml: not valid YAML" in one_line_error(in_tmp("fit", "--config", "broken.yaml"))
+    Path("typo.yaml").write_text("model:\n  class_path: lab_cnn.LabNet\n  init_args:\n    kernel_siz: 3\n")
+    assert "did you mean model.kernel_size?" in one_line_error(in_tmp("fit", "--config", "typo.yaml"))
+    assert not Path("lightning_logs").exists()
 
 
 @pytest.mark.parametrize("damage", ["missing", "empty", "truncated", "corrupted"])
@@ -149,7 +168,8 @@ def epoch_metrics(run_dir: Path) -> dict[str, list[float]]:
 
 
 def test_two_runs_of_a_config_give_identical_metrics(tmp_path) -> None:
-    args = fit_args("baseline.yaml", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "30", "--inspect", "false")
+    args = fit_args("baseline.yaml", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "30", "--inspect", "false",
+                    "--trainer.limit_val_batches", "10", "--trainer.limit_test_batches", "10")
     first, second = (run(*args, cwd=tmp_path).stdout for _ in range(2))
     runs = tmp_path / "lightning_logs" / "baseline"
     assert epoch_metrics(runs / "version_0") == epoch_metrics(runs / "version_1")
@@ -157,13 +177,22 @@ def test_two_runs_of_a_config_give_identical_metrics(tmp_path) -> None:
     assert re.search("Test set:.*", first).group() == re.search("Test set:.*", second).group()
 
 
+RESUMABLE = fit_args("baseline.yaml", "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "150",
+                     "--inspect", "false", "--trainer.enable_progress_bar", "false")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> tuple[str, Path]:
+    """The Test line and run folder of an uninterrupted run of RESUMABLE."""
+    folder = tmp_path_factory.mktemp("ref")
+    reference = run(*RESUMABLE, cwd=folder)
+    return re.search("Test set:.*", reference.stdout).group(), folder / "lightning_logs/baseline/version_0"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_a_killed_run_resumes_from_last_ckpt_to_the_same_result(sig: signal.Signals, tmp_path) -> None:
-    args = fit_args("baseline.yaml", "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "150",
-                    "--inspect", "false", "--trainer.enable_progress_bar", "false")
-    (tmp_path / "ref").mkdir()
-    reference = run(*args, cwd=tmp_path / "ref")
-    expected = re.search("Test set:.*", reference.stdout).group()
+def test_a_killed_run_resumes_from_last_ckpt_to_the_same_result(sig: signal.Signals, uninterrupted, tmp_path) -> None:
+    args = RESUMABLE
+    expected, reference_dir = uninterrupted
 
     killed_dir = tmp_path / "killed"
     killed_dir.mkdir()
@@ -184,7 +213,7 @@ def test_a_killed_run_resumes_from_last_ckpt_to_the_same_result(sig: signal.Sign
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming from lightning_logs/baseline/version_0/checkpoints/last.ckpt" in resumed.stderr
     assert re.search("Test set:.*", resumed.stdout).group() == expected
-    reference_metrics = epoch_metrics(tmp_path / "ref/lightning_logs/baseline/version_0")
+    reference_metrics = epoch_metrics(reference_dir)
     resumed_metrics = epoch_metrics(killed_dir / "lightning_logs/baseline/version_0")
     assert resumed_metrics["val/acc"][-1] == reference_metrics["val/acc"][-1]
     assert resumed_metrics["train/loss"][-1] == reference_metrics["train/loss"][-1]

@@ -1,0 +1,1 @@
+"""Side-by-side speed benchmarks (``make bench``); see bench.py."""
