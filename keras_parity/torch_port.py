@@ -30,6 +30,17 @@ CONV_DROPOUT, DENSE_DROPOUT, POOL_SIZE = 0.25, 0.5, 2
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01  # Keras' epsilon and 1 - its momentum 0.99
 
 
+class Dropout(nn.Dropout):
+    """Keras' Dropout: inverted dropout at rate ``p``. On the CPU its mask is drawn with ``torch.rand``,
+    twice as fast there as ``nn.Dropout``'s ``bernoulli_`` (the same distribution, other random draws)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return super().forward(x)
+        keep = 1 - self.p
+        return x * (torch.rand_like(x) < keep) * (1 / keep)
+
+
 def keras_names():
     """Keras' automatic layer names within one model: conv2d, conv2d_1, ..."""
     seen: Counter[str] = Counter()
@@ -86,14 +97,14 @@ class KerasCNN(nn.Module):
             pool = name("max_pooling2d")
             layers[pool] = nn.MaxPool2d(POOL_SIZE)
             size = output_size(pool, size, POOL_SIZE, stride=POOL_SIZE)
-            layers[name("dropout")] = nn.Dropout(CONV_DROPOUT)
+            layers[name("dropout")] = Dropout(CONV_DROPOUT)
             channels = filters
         layers[name("flatten")] = ChannelsLastFlatten()
         features = channels * size * size
         for _ in range(positive_int("dense_layers", dense_layers)):
             layers[name("dense")] = activated(nn.Linear(features, dense_units), act())
             layers[name("batch_normalization")] = nn.BatchNorm1d(dense_units, eps=BN_EPS, momentum=BN_MOMENTUM)
-            layers[name("dropout")] = nn.Dropout(DENSE_DROPOUT)
+            layers[name("dropout")] = Dropout(DENSE_DROPOUT)
             features = dense_units
         layers[name("dense")] = activated(nn.Linear(features, num_classes), nn.LogSoftmax(dim=-1))
         self.layers = nn.Sequential(layers)

@@ -10,7 +10,6 @@ import os
 import pickle
 import re
 import sys
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
@@ -18,7 +17,6 @@ from typing import Any, Optional
 import torch
 import yaml
 import jsonargparse
-from jsonargparse import lazy_instance
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -29,7 +27,7 @@ from keras_parity.torch_port import KerasNet
 from lab_cnn import mnist
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error
-from lab_cnn.inspection import Inspection
+from lab_cnn.inspection import Inspection, tensorboard_without_tensorflow
 from lab_cnn.module import Classifier, LabNet
 from lab_cnn.study import report_command, study_command
 from lab_cnn.summary import format_summary
@@ -136,7 +134,6 @@ class LabCLI(LightningCLI):
             "--inspect", type=bool, default=True,
             help="Log per-epoch weight and gradient histograms and the model graph to TensorBoard (false for speed).",
         )
-        parser.set_defaults({"model": lazy_instance(LabNet)})
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         try:
@@ -216,6 +213,8 @@ def describe_parse_error(message: str, keys: list[str]) -> str:
         key = unknown.group(1) if not (outer and "class_path" in message) else f"{outer.group(1)}.{unknown.group(1)}"
         near = difflib.get_close_matches(key, keys, n=1)
         return f"{key}: unknown key; " + (f"did you mean {near[0]}?" if near else "see --help for the valid keys")
+    if re.search(r"arguments are required: \w+\.model\b", message):
+        return "model: none given; add a config (e.g. --config configs/baseline.yaml) or --model LabNet"
     missing = re.search(r'Parser key "config": File does not exist: (.*)', message)
     if missing:
         return f"{missing.group(1)}: config file not found"
@@ -275,20 +274,14 @@ def read_config(path: str) -> dict:
         raise UserError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
 
 
-def tensorboard_without_tensorflow() -> None:
-    """TensorBoard's writer imports TensorFlow whenever it is installed (it is, for keras_parity),
-    which costs a run 2 s and hundreds of MB for nothing. The ``tensorboard.compat.notf`` marker module
-    (TensorBoard's "no_tensorflow" build option) makes it use its own TensorFlow-free stub."""
-    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
-
-
-def lightning_cli(argv: list[str] | None) -> None:
+def lightning_cli(argv: list[str] | None, run: bool = True) -> LabCLI:
+    """The LightningCLI; ``run=False`` only builds the model and data module from ``argv`` (no subcommand)."""
     tensorboard_without_tensorflow()
     read_configs(sys.argv[1:] if argv is None else argv)  # a missing or broken file is named before parsing
-    LabCLI(
+    return LabCLI(
         Classifier, MNISTDataModule, subclass_mode_model=True, args=argv, seed_everything_default=1,
         parser_kwargs={"exit_on_error": False, "allow_abbrev": False, "description": f"Train and test the lab's CNNs. More commands: {EXTRA_COMMANDS}."},
-        save_config_kwargs={"overwrite": True},
+        save_config_kwargs={"overwrite": True}, run=run,
     )
 
 

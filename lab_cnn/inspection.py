@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 import lightning as L
@@ -13,8 +15,17 @@ import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from lab_cnn.summary import total_params  # noqa: E402
+
 NUM_CLASSES = 10
 MISTAKES_SHOWN = 36
+
+
+def tensorboard_without_tensorflow() -> None:
+    """TensorBoard's writer and reader import TensorFlow whenever it is installed (it is, for
+    keras_parity), which costs a run 2 s and hundreds of MB for nothing. The ``tensorboard.compat.notf``
+    marker module (TensorBoard's "no_tensorflow" build option) makes them use their own stub."""
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
 def confusion_matrix(predicted: Tensor, target: Tensor) -> Tensor:
@@ -68,10 +79,9 @@ class Inspection(L.Callback):
         self.histograms = histograms
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """The parameter count, as ``model/params`` (studies read it back)."""
-        params = sum(p.numel() for p in pl_module.parameters())
+        """The parameter count as Keras counts it (BatchNorm statistics included), as ``model/params``."""
         for logger in trainer.loggers:
-            logger.log_metrics({"model/params": float(params)}, step=0)
+            logger.log_metrics({"model/params": float(total_params(pl_module))}, step=0)
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
         """Once per epoch, at its last step: the gradients of that step and the weights they update."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
 from lab_cnn.errors import UserError  # noqa: E402
+from lab_cnn.inspection import tensorboard_without_tensorflow  # noqa: E402
 from lab_cnn.study import DONE, Comparison, Variant, finished_runs  # noqa: E402
 
 SPREAD_RULE = "the difference of the means exceeds the sum of the two standard deviations"
@@ -41,7 +40,7 @@ def machine() -> str:
 
 def read_run(run_dir: Path) -> dict[str, Any]:
     """The numbers a run logged, with TensorBoard's own reader; accuracies in percent."""
-    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))  # no TensorFlow import
+    tensorboard_without_tensorflow()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator, ScalarEvent
     from tensorboard.util import tensor_util
 

@@ -10,6 +10,16 @@ from lab_cnn.nets import IMAGE_SIZE
 Row = tuple[str, str, tuple[int, ...], int, int]  # name, type, output shape, trainable, non-trainable
 
 
+def batchnorm_statistics(module: nn.Module) -> int:
+    """How many BatchNorm running means and variances ``module`` holds (Keras counts them as parameters)."""
+    return sum(b.numel() for n, b in module.named_buffers() if n.endswith(("running_mean", "running_var")))
+
+
+def total_params(net: nn.Module) -> int:
+    """Parameters as Keras' ``model.summary()`` counts them: trainable, frozen and BatchNorm statistics."""
+    return sum(p.numel() for p in net.parameters()) + batchnorm_statistics(net)
+
+
 def layer_rows(net: nn.Module) -> list[Row]:
     """One row per layer of ``net.layers``; BatchNorm running statistics count as non-trainable."""
     shapes: dict[str, tuple[int, ...]] = {}
@@ -30,7 +40,7 @@ def layer_rows(net: nn.Module) -> list[Row]:
     for name, layer in net.layers.named_children():
         trainable = sum(p.numel() for p in layer.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in layer.parameters() if not p.requires_grad)
-        stats = sum(b.numel() for n, b in layer.named_buffers() if n.endswith(("running_mean", "running_var")))
+        stats = batchnorm_statistics(layer)
         kind = "+".join(type(m).__name__ for m in layer) if isinstance(layer, nn.Sequential) else type(layer).__name__
         rows.append((name, kind, shapes[name], trainable, frozen + stats))
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lab_cnn.cli import main
+from lab_cnn.cli import lightning_cli, main, summary_command
+from lab_cnn.documented import documented
+from lab_cnn.summary import total_params
 
 from conftest import CONFIGS, REPO, fit_args, run
 
@@ -33,6 +36,18 @@ def test_every_config_passes_fast_dev_run(config: str, tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     main(fit_args(config, "--trainer.fast_dev_run", "true", "--trainer.enable_progress_bar", "false"))
     assert "Test set: Average loss:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config", ALL_CONFIGS)
+def test_fit_builds_the_model_that_summary_describes(config: str, capsys) -> None:
+    """A config's model class gets only its own defaults (no knob carried over from another class)."""
+    summary_command(["--config", str(CONFIGS / config)])
+    total = int(re.search(r"Total params: ([\d,]+)", capsys.readouterr().out).group(1).replace(",", ""))
+    model = lightning_cli(["--config", str(CONFIGS / config), "--data.data_dir", str(REPO / "data")], run=False).model
+    assert total_params(model.net) == total
+    keras = documented()["keras"]["summaries"]
+    if config.startswith("keras_"):
+        assert total == keras["one_conv" if "one_conv" in config else "two_conv"]["total_params"]
 
 
 def test_bf16_mixed_precision_runs_on_the_cpu(tmp_path, monkeypatch, capsys) -> None:

@@ -125,3 +125,16 @@ def test_keras_parity_mistakes_get_one_line(args: list[str], expected: str, tmp_
     assert result.returncode == 2
     errors = [l for l in result.stderr.splitlines() if l.startswith("keras-parity: error:")]
     assert len(errors) == 1 and expected in errors[0] and "Traceback" not in result.stderr
+
+
+def test_the_ports_dropout_drops_at_its_rate_and_keeps_the_mean() -> None:
+    from keras_parity.torch_port import Dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(256, 64, 13, 13)
+    dropout = Dropout(0.25)
+    out = dropout(x)
+    assert abs((out == 0).float().mean().item() - 0.25) < 0.01
+    assert out.unique().tolist() == pytest.approx([0.0, 1 / 0.75])
+    assert abs(out.mean().item() - 1) < 0.01
+    assert torch.equal(dropout.eval()(x), x)
