@@ -184,14 +184,14 @@ def next_version(root: Path) -> int:
 
 
 def run_variant(variant: Variant, key: str, epochs: int, limit: int | None, seed: int, data_dir: str, log: Path) -> str | None:
-    """Runs one variant and seed; None when it finished, else the last line it printed on stderr."""
+    """Runs one variant and seed, its output into ``log``; None when it finished, else the last line of ``log``."""
     root = variant.run_root(key)
     version = next_version(root)
     started = time.time()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
         for argv in commands(variant, key, version, epochs, limit, seed, data_dir):
-            out.write("$ " + " ".join(argv[1:]) + "\n")
+            out.write("$ python " + " ".join(argv[1:]) + "\n")
             out.flush()
             if subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
                 lines = [l for l in log.read_text().splitlines() if l.strip()]
