@@ -8,7 +8,7 @@ from typing import Literal
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from lab_cnn import mnist
 from lab_cnn.errors import UserError, positive_int
@@ -39,28 +39,24 @@ def as_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     return batch
 
 
-class BatchOrder(Sampler[Tensor]):
-    """The indices of each batch as one tensor on the data's device, so fetching a batch costs no
-    per-image Python work and no host-to-device copy. Shuffled, it draws a new permutation every
-    epoch from ``seed + epoch`` (a resumed run sees the same order); else file order."""
+class BatchOrder(DistributedSampler):
+    """A DistributedSampler that yields the indices of each batch as one tensor on the data's device,
+    so fetching a batch costs no per-image Python and no host-to-device copy. Shuffled, each epoch's
+    permutation is drawn from ``seed + epoch`` (a resumed run sees the same order); with several
+    processes each takes its share, as DistributedSampler does, so Lightning does not wrap it."""
 
-    def __init__(self, size: int, batch_size: int, device: torch.device, shuffle: bool = False, seed: int = 0) -> None:
-        self.size, self.batch_size, self.device, self.shuffle, self.seed, self.epoch = size, batch_size, device, shuffle, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, data: TensorBatches, batch_size: int, shuffle: bool, seed: int, num_replicas: int, rank: int) -> None:
+        super().__init__(data, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        self.batch_size, self.device = batch_size, data.labels.device
 
     def __iter__(self) -> Iterator[Tensor]:
         # A generator: the order is drawn at the first batch, after Lightning has called set_epoch
         # (on a resumed run it creates the iterator before that).
-        if self.shuffle:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        else:
-            order = torch.arange(self.size)
+        order = torch.tensor(list(super().__iter__()), dtype=torch.int64)
         yield from order.to(self.device).split(self.batch_size)
 
     def __len__(self) -> int:
-        return -(-self.size // self.batch_size)
+        return -(-self.num_samples // self.batch_size)
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -133,7 +129,8 @@ class MNISTDataModule(L.LightningDataModule):
     def _loader(self, data: TensorBatches, shuffle: bool = False) -> DataLoader:
         # A private generator: starting an epoch's iterator must not draw from the global RNG
         # (dropout's), or a resumed run would draw its dropout masks at another offset.
-        order = BatchOrder(len(data), self.batch_size, data.labels.device, shuffle, self.seed)
+        replicas, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        order = BatchOrder(data, self.batch_size, shuffle, self.seed, replicas, rank)
         return DataLoader(data, batch_size=None, sampler=order, collate_fn=as_batch, generator=torch.Generator())
 
     def train_dataloader(self) -> DataLoader:
