@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity.torch_port import ACTIVATIONS
-from lab_cnn.cli import LOG_DIR
+from lab_cnn import KERAS_LOG_DIR
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.mnist import load_split
 from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error, whole_number
@@ -29,7 +29,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--conv-layers", type=whole_number, default=2, help="number of conv blocks (default 2)")
     p.add_argument("--seed", type=int, default=1, help="seed of Python, NumPy and TensorFlow (default 1)")
     p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw (default data; fetched if missing)")
-    p.add_argument("--run", default=None, help=f"TensorBoard folder under {LOG_DIR}/keras/ (default: the model file's name)")
+    p.add_argument("--run", default=None, help=f"TensorBoard folder under {KERAS_LOG_DIR}/ (default: the model file's name)")
     p.add_argument("--limit-batches", type=whole_number, default=None, help="train on the first N batches only (quick checks)")
     return p
 
@@ -65,7 +65,7 @@ def load(model_path: str):
 
 def run_dir(args) -> Path:
     """The run's TensorBoard folder: ``lightning_logs/keras/<run>/``."""
-    return Path(LOG_DIR) / "keras" / (args.run or Path(args.model_path).stem)
+    return KERAS_LOG_DIR / (args.run or Path(args.model_path).stem)
 
 
 def scalar_logger(log_dir: Path):

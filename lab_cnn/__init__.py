@@ -4,9 +4,13 @@ The Lightning classes are imported on first use, so ``lab_cnn.nets`` and ``lab_c
 without Lightning (plain scripts and the benchmarks use them that way).
 """
 
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Classifier", "LabNet", "MNISTDataModule"]
+__all__ = ["Classifier", "KERAS_LOG_DIR", "LOG_DIR", "LabNet", "MNISTDataModule"]
+
+LOG_DIR = Path("lightning_logs")  # every run's TensorBoard folder is below it
+KERAS_LOG_DIR = LOG_DIR / "keras"  # keras-parity runs, so one TensorBoard shows both frameworks
 
 
 def __getattr__(name: str) -> Any:

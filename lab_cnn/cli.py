@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
 
 from keras_parity.torch_port import KerasNet
-from lab_cnn import mnist
+from lab_cnn import LOG_DIR, mnist
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error
 from lab_cnn.inspection import Inspection, tensorboard_without_tensorflow
@@ -32,7 +32,6 @@ from lab_cnn.module import Classifier, LabNet
 from lab_cnn.study import report_command, study_command
 from lab_cnn.summary import format_summary
 
-LOG_DIR = "lightning_logs"
 MODEL_CLASSES = (LabNet, KerasNet)
 EXTRA_COMMANDS = "data, summary, study, report"
 PROGRESS_REFRESH_STEPS = 20  # redrawing the bar after every step costs ~10% of a CPU epoch
@@ -169,13 +168,13 @@ class LabCLI(LightningCLI):
             raise UserError(f"trainer.max_epochs: {config['max_epochs']} is not allowed; use a whole number >= 1")
         version = None
         if self.subcommand == "fit" and self._get(self.config_init, "ckpt_path") == "last":
-            version, ckpt = newest_last_checkpoint(Path(LOG_DIR) / self.run_name())
+            version, ckpt = newest_last_checkpoint(LOG_DIR / self.run_name())
             self.config_init[self.subcommand]["ckpt_path"] = str(ckpt)
             print(f"Resuming from {ckpt}", file=sys.stderr)
         inspect_run = bool(self._get(self.config, "inspect"))
         if config.get("logger") in (None, True):
             config["logger"] = ClaimingTensorBoardLogger(
-                LOG_DIR, name=self.run_name(), version=version, default_hp_metric=False, log_graph=inspect_run
+                str(LOG_DIR), name=self.run_name(), version=version, default_hp_metric=False, log_graph=inspect_run
             )
         if not config.get("plugins"):
             config["plugins"] = [AtomicCheckpointIO()]

@@ -23,10 +23,10 @@ from typing import Any
 
 import yaml
 
+from lab_cnn import KERAS_LOG_DIR, LOG_DIR
 from lab_cnn.documented import documented
 from lab_cnn.errors import ArgumentParser, UserError, positive_int, whole_number
 
-LOG_DIR = Path("lightning_logs")
 REPORTS = Path("reports")
 DONE = "study_run.json"
 FRAMEWORKS = ("pytorch", "keras")
@@ -72,7 +72,7 @@ class Variant:
         return f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', slug)[:60]}-s{seed}-{digest}"
 
     def run_root(self, key: str) -> Path:
-        return LOG_DIR / "keras" / "studies" / key if self.keras is not None else LOG_DIR / "studies" / key
+        return KERAS_LOG_DIR / "studies" / key if self.keras is not None else LOG_DIR / "studies" / key
 
 
 @dataclass
