@@ -38,11 +38,11 @@ class Case:
 
 def lab_cnn_fit(config: str, gpu: bool) -> list[str]:
     """The real CLI (``python -m lab_cnn`` is ``lab-cnn``), with a callback that times its training loop."""
-    extra = ["--config", "configs/trainer/gpu.yaml"] if gpu else []
+    extra = ["--config", str(REPO / "configs/trainer/gpu.yaml")] if gpu else []
     return [
-        sys.executable, "-m", "lab_cnn", "fit", "--config", config, *extra, "--name", "bench",
+        sys.executable, "-m", "lab_cnn", "fit", "--config", str(REPO / config), *extra, "--name", "bench",
         "--trainer.max_epochs", "{epochs}", "--data.data_dir", "{data_dir}",
-        "--trainer.callbacks+=benchmarks.timing.LoopTimer", "--trainer.callbacks.path", "{result}",
+        "--trainer.callbacks+=benchmarks.loop_timer.LoopTimer", "--trainer.callbacks.path", "{result}",
     ]
 
 
@@ -59,13 +59,14 @@ def cases(gpu: bool) -> list[Case]:
 
 
 def run_case(case: Case, epochs: int, data_dir: str, env: dict[str, str]) -> dict:
-    """Runs one case as a child process: its own timings plus wall time and peak RSS (from wait4)."""
+    """Runs one case as a child process in a temporary folder (its logs go with it): its own timings
+    plus wall time and peak RSS (from wait4)."""
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         argv = [a.format(epochs=epochs, data_dir=data_dir, result=result) for a in case.argv]
         print(f"== {case.title}: {' '.join(argv[1:])}", flush=True)
         start = time.perf_counter()
-        child = subprocess.Popen(argv, cwd=REPO, env=env)
+        child = subprocess.Popen(argv, cwd=tmp, env=env)
         _, status, usage = os.wait4(child.pid, 0)
         process_s = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -151,7 +152,7 @@ def main() -> None:
         if case.key == "d" and not importlib.util.find_spec("tensorflow"):
             results[case.key] = {"title": case.title, "error": "skipped: TensorFlow is not installed"}
             continue
-        results[case.key] = run_case(case, args.epochs, args.data_dir, env)
+        results[case.key] = run_case(case, args.epochs, str(Path(args.data_dir).resolve()), env)
     command = " ".join(["python -m benchmarks.bench", *sys.argv[1:]])
     report = table(results, args.epochs, gpu)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,4 +1,5 @@
-"""Timing shared by the benchmark cases: each case process writes one JSON result."""
+"""Timing shared by the benchmark cases: each case process writes one JSON result. Torch only: the
+plain-loop cases must not pay for importing Lightning (its timing callback is in ``loop_timer``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
 
 
 def clock(device: torch.device | str = "cpu") -> float:
@@ -20,33 +20,3 @@ def clock(device: torch.device | str = "cpu") -> float:
 
 def write_result(path: str, **result: Any) -> None:
     Path(path).write_text(json.dumps(result))
-
-
-class LoopTimer(Callback):
-    """Times the training epochs of a ``lab-cnn fit`` (not its validation or test) and writes
-    ``loop_s``, ``images`` and ``test_acc`` to ``path`` after the test.
-
-    Added on the command line: ``--trainer.callbacks+=benchmarks.timing.LoopTimer --trainer.callbacks.path F``.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path, self.loop_s, self.epochs, self.started = path, 0.0, 0, None
-
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.started = clock(pl_module.device)
-
-    def _stop(self, pl_module: LightningModule) -> None:
-        if self.started is not None:
-            self.loop_s += clock(pl_module.device) - self.started
-            self.epochs += 1
-            self.started = None
-
-    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._stop(pl_module)  # validation at the end of an epoch is not training
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._stop(pl_module)
-
-    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        images = self.epochs * len(trainer.datamodule.train_set)
-        write_result(self.path, loop_s=self.loop_s, images=images, test_acc=float(trainer.callback_metrics["test/acc"]))

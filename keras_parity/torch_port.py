@@ -31,14 +31,27 @@ BN_EPS, BN_MOMENTUM = 1e-3, 0.01  # Keras' epsilon and 1 - its momentum 0.99
 
 
 class Dropout(nn.Dropout):
-    """Keras' Dropout: inverted dropout at rate ``p``. On the CPU its mask is drawn with ``torch.rand``,
-    twice as fast there as ``nn.Dropout``'s ``bernoulli_`` (the same distribution, other random draws)."""
+    """Keras' Dropout: inverted dropout at rate ``p``.
+
+    On the CPU the keep-mask is drawn from 16 random bits per element (the rate rounded to 1/65536,
+    exact for 0.25 and 0.5): a quarter of the generator's work of ``torch.rand`` and a third of the
+    time of ``nn.Dropout`` there. The mask has the input's memory layout (channels-last included).
+    """
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu":
             return super().forward(x)
         keep = 1 - self.p
-        return x * (torch.rand_like(x) < keep) * (1 / keep)
+        return x * keep_mask(x, keep).to(x.dtype).mul_(1 / keep)
+
+
+def keep_mask(x: Tensor, keep: float) -> Tensor:
+    """A boolean mask shaped and laid out like ``x``, each element True with probability ``keep``."""
+    layout = x.permute(0, 2, 3, 1) if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) else x
+    bits = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # 64 random bits each
+    mask = bits.view(torch.int16)[: x.numel()] < round(keep * 2**16) - 2**15
+    mask = mask.view(layout.shape)
+    return mask.permute(0, 3, 1, 2) if layout is not x else mask
 
 
 def keras_names():

@@ -1,3 +1,3 @@
-from lab_cnn.cli import main
+from lab_cnn.cli import run
 
-main()
+run()

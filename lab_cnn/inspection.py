@@ -35,7 +35,7 @@ def confusion_matrix(predicted: Tensor, target: Tensor) -> Tensor:
 
 def confusion_figure(matrix: Tensor) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 6))
-    ax.imshow(matrix.log1p(), cmap="Blues")
+    ax.imshow(matrix.log1p().numpy(), cmap="Blues")
     for (true, pred), count in zip(torch.cartesian_prod(torch.arange(10), torch.arange(10)).tolist(), matrix.flatten().tolist()):
         ax.text(pred, true, str(count), ha="center", va="center", fontsize=7)
     ax.set(xlabel="predicted digit", ylabel="true digit", xticks=range(10), yticks=range(10))
@@ -44,15 +44,16 @@ def confusion_figure(matrix: Tensor) -> plt.Figure:
 
 
 def mistakes_figure(images: Tensor, true: Tensor, predicted: Tensor) -> plt.Figure:
-    """The images in one grid (one Axes: fast to draw), each labelled in the band above it."""
+    """The images in one grid (one Axes: fast to draw), each labelled in the band above it with the
+    first of ``true`` and ``predicted`` (labels beyond the images are not drawn)."""
     columns, pad, size = 6, 12, images.shape[-1]
     rows = max(1, -(-len(images) // columns))
     fig, ax = plt.subplots(figsize=(columns * 1.3, rows * 1.5))
     ax.axis("off")
     if len(images):
         grid = make_grid(images, nrow=columns, padding=pad, normalize=True, scale_each=True, pad_value=0)
-        ax.imshow(grid[0], cmap="gray_r", vmin=0, vmax=1)
-        for i, (t, p) in enumerate(zip(true.tolist(), predicted.tolist())):
+        ax.imshow(grid[0].numpy(), cmap="gray_r", vmin=0, vmax=1)
+        for i, (t, p) in enumerate(zip(true[: len(images)].tolist(), predicted[: len(images)].tolist())):
             row, column = divmod(i, columns)
             ax.text(pad + column * (size + pad) + size / 2, row * (size + pad) + pad / 2 + 1,
                     f"true {t}, pred {p}", ha="center", va="center", fontsize=7)

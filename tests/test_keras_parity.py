@@ -127,14 +127,21 @@ def test_keras_parity_mistakes_get_one_line(args: list[str], expected: str, tmp_
     assert len(errors) == 1 and expected in errors[0] and "Traceback" not in result.stderr
 
 
-def test_the_ports_dropout_drops_at_its_rate_and_keeps_the_mean() -> None:
+@pytest.mark.parametrize("rate", [0.25, 0.5])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_ports_dropout_drops_at_its_rate_and_keeps_the_mean(rate: float, layout: torch.memory_format) -> None:
     from keras_parity.torch_port import Dropout
 
     torch.manual_seed(0)
-    x = torch.ones(256, 64, 13, 13)
-    dropout = Dropout(0.25)
+    x = torch.ones(256, 64, 13, 13).contiguous(memory_format=layout)
+    dropout = Dropout(rate)
     out = dropout(x)
-    assert abs((out == 0).float().mean().item() - 0.25) < 0.01
-    assert out.unique().tolist() == pytest.approx([0.0, 1 / 0.75])
+    assert out.is_contiguous(memory_format=layout)
+    assert abs((out == 0).float().mean().item() - rate) < 0.01
+    assert out.unique().tolist() == pytest.approx([0.0, 1 / (1 - rate)])
     assert abs(out.mean().item() - 1) < 0.01
+    # the mask is drawn per element: the dropped fraction is the same along every axis
+    for dim in range(4):
+        dropped = (out == 0).float().mean([d for d in range(4) if d != dim])
+        assert (dropped - rate).abs().max().item() < 0.05
     assert torch.equal(dropout.eval()(x), x)

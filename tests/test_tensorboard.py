@@ -141,3 +141,14 @@ def test_predict_on_rendered_digits_agrees_with_the_originals(fitted, tmp_path) 
     agree = sum(by_file[f"{i:04d}.png"]["digit"] == first[i]["digit"] for i in range(300))
     assert agree / 300 >= 0.95, agree
     assert all(len(r["top3"].split()) == 3 for r in second)
+
+
+def test_misclassified_figure_labels_only_the_digits_it_shows() -> None:
+    import torch
+
+    from lab_cnn.inspection import mistakes_figure
+
+    # a test epoch passes every mistake's labels (hundreds) but only the first images
+    true, predicted = torch.arange(300) % 10, (torch.arange(300) + 1) % 10
+    figure = mistakes_figure(torch.rand(4, 1, 28, 28), true, predicted)
+    assert [t.get_text() for t in figure.axes[0].texts] == [f"true {i}, pred {i + 1}" for i in range(4)]

@@ -1,0 +1,37 @@
+"""The timing callback of case (a), added to a real ``lab-cnn fit`` on its command line."""
+
+from __future__ import annotations
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from benchmarks.timing import clock, write_result
+
+
+class LoopTimer(Callback):
+    """Times the training epochs of a ``lab-cnn fit`` (not its validation or test) and writes
+    ``loop_s``, ``images`` and ``test_acc`` to ``path`` after the test.
+
+    Added on the command line: ``--trainer.callbacks+=benchmarks.loop_timer.LoopTimer --trainer.callbacks.path F``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path, self.loop_s, self.epochs, self.started = path, 0.0, 0, None
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.started = clock(pl_module.device)
+
+    def _stop(self, pl_module: LightningModule) -> None:
+        if self.started is not None:
+            self.loop_s += clock(pl_module.device) - self.started
+            self.epochs += 1
+            self.started = None
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._stop(pl_module)  # validation at the end of an epoch is not training
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._stop(pl_module)
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        images = self.epochs * len(trainer.datamodule.train_set)
+        write_result(self.path, loop_s=self.loop_s, images=images, test_acc=float(trainer.callback_metrics["test/acc"]))
