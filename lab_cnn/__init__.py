@@ -7,10 +7,16 @@ without Lightning (plain scripts and the benchmarks use them that way).
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Classifier", "KERAS_LOG_DIR", "LOG_DIR", "LabNet", "MNISTDataModule"]
+__all__ = ["Classifier", "KERAS_LOG_DIR", "LOG_DIR", "LabNet", "MNISTDataModule", "run_versions"]
 
 LOG_DIR = Path("lightning_logs")  # every run's TensorBoard folder is below it
 KERAS_LOG_DIR = LOG_DIR / "keras"  # keras-parity runs, so one TensorBoard shows both frameworks
+
+
+def run_versions(run_dir: Path) -> dict[int, Path]:
+    """The ``version_N`` folders of one run name (``LOG_DIR/<name>/``), by N."""
+    found = (p for p in run_dir.glob("version_*") if p.name.removeprefix("version_").isdigit())
+    return {int(p.name.removeprefix("version_")): p for p in found}
 
 
 def __getattr__(name: str) -> Any:

@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
 
 from keras_parity.torch_port import KerasNet
-from lab_cnn import LOG_DIR, mnist
+from lab_cnn import LOG_DIR, mnist, run_versions
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error
 from lab_cnn.inspection import Inspection, tensorboard_without_tensorflow
@@ -35,6 +35,7 @@ from lab_cnn.summary import format_summary
 
 MODEL_CLASSES = (LabNet, KerasNet)
 EXTRA_COMMANDS = "data, summary, study, report"
+LAST_CHECKPOINT = "checkpoints/last.ckpt"  # in each run folder, after every epoch
 PROGRESS_REFRESH_STEPS = 20  # redrawing the bar after every step costs ~10% of a CPU epoch
 
 
@@ -112,14 +113,11 @@ def check_gpu(config: dict[str, Any]) -> None:
 
 def newest_last_checkpoint(run_dir: Path) -> tuple[int, Path]:
     """The highest ``version_N`` under ``run_dir`` holding ``checkpoints/last.ckpt``."""
-    found = sorted(
-        (int(p.parent.parent.name.split("_")[1]), p)
-        for p in run_dir.glob("version_*/checkpoints/last.ckpt")
-        if p.parent.parent.name.split("_")[1].isdigit()
-    )
+    versions = run_versions(run_dir)
+    found = [n for n in sorted(versions) if (versions[n] / LAST_CHECKPOINT).is_file()]
     if not found:
-        raise UserError(f"--ckpt_path last: no {run_dir}/version_*/checkpoints/last.ckpt to resume from")
-    return found[-1]
+        raise UserError(f"--ckpt_path last: no {run_dir}/version_*/{LAST_CHECKPOINT} to resume from")
+    return found[-1], versions[found[-1]] / LAST_CHECKPOINT
 
 
 class LabCLI(LightningCLI):

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from lab_cnn import KERAS_LOG_DIR, LOG_DIR
+from lab_cnn import KERAS_LOG_DIR, LOG_DIR, run_versions
 from lab_cnn.documented import documented
 from lab_cnn.errors import ArgumentParser, UserError, positive_int, whole_number
 
@@ -174,13 +174,12 @@ def commands(variant: Variant, key: str, version: int, epochs: int, limit: int |
 
 def finished_runs(root: Path) -> list[Path]:
     """Folders under ``root`` that hold a finished run, newest last."""
-    runs = [p.parent for p in root.glob(f"version_*/{DONE}")]
-    return sorted(runs, key=lambda p: int(p.name.split("_")[1]))
+    versions = run_versions(root)
+    return [versions[n] for n in sorted(versions) if (versions[n] / DONE).is_file()]
 
 
 def next_version(root: Path) -> int:
-    taken = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
-    return max(taken, default=-1) + 1
+    return max(run_versions(root), default=-1) + 1
 
 
 def run_variant(variant: Variant, key: str, epochs: int, limit: int | None, seed: int, data_dir: str, log: Path) -> str | None:
@@ -207,7 +206,8 @@ def finished_dir(variant: Variant, root: Path, version: int) -> Path:
     """Where the run just made wrote its events: the Keras run's given folder, or lab-cnn's newest version."""
     if variant.keras is not None:
         return root / f"version_{version}"
-    return root / f"version_{max(int(p.name.split('_')[1]) for p in root.glob('version_*'))}"
+    versions = run_versions(root)
+    return versions[max(versions)]
 
 
 def run_study(study: Study, seeds: int, force: bool, limit: int | None, data_dir: str) -> Path:
