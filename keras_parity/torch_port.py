@@ -142,6 +142,7 @@ class KerasNet(Classifier):
         dense_units: units of every hidden Dense.
         lr: SGD learning rate (the Keras lab: 0.01).
         momentum: SGD momentum (the Keras lab: none).
+        steps_per_call: optimizer steps (batches) per Lightning training step; more is faster on a GPU.
     """
 
     def __init__(
@@ -154,8 +155,10 @@ class KerasNet(Classifier):
         dense_units: int = 128,
         lr: float = 0.01,
         momentum: float = 0.0,
+        steps_per_call: int = 1,
     ) -> None:
-        super().__init__(KerasCNN(activation, conv_layers, filters, kernel_size, dense_layers, dense_units), lr, momentum)
+        net = KerasCNN(activation, conv_layers, filters, kernel_size, dense_layers, dense_units)
+        super().__init__(net, lr, momentum, steps_per_call)
         self.save_hyperparameters()
 
 

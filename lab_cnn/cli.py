@@ -19,7 +19,7 @@ import torch
 import yaml
 import jsonargparse
 from lightning.pytorch import Callback, Trainer
-from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
@@ -173,7 +173,7 @@ class LabCLI(LightningCLI):
         inspect_run = bool(self._get(self.config, "inspect"))
         if config.get("logger") in (None, True):
             config["logger"] = ClaimingTensorBoardLogger(
-                str(LOG_DIR), name=self.run_name(), version=version, default_hp_metric=False, log_graph=inspect_run
+                str(LOG_DIR), name=self.run_name(), version=version, default_hp_metric=False
             )
         if not config.get("plugins"):
             config["plugins"] = [AtomicCheckpointIO()]
@@ -189,8 +189,6 @@ class LabCLI(LightningCLI):
             callbacks.append(PredictionCSV())
         if config["logger"]:
             callbacks.append(Inspection(histograms=inspect_run))
-        if config["logger"] and not any(isinstance(c, LearningRateMonitor) for c in given):
-            callbacks.append(LearningRateMonitor(logging_interval="epoch"))
         return super()._instantiate_trainer(config, callbacks)
 
     def after_fit(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Literal
 
 import lightning as L
@@ -37,6 +38,11 @@ class TensorBatches(Dataset):
 def as_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     """collate_fn for :class:`TensorBatches`: each item already is a batch."""
     return batch
+
+
+def as_chunk(batch_size: int, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, int]:
+    """collate_fn for training: consecutive batches served together, with the size of each batch."""
+    return (*batch, batch_size)
 
 
 class BatchOrder(DistributedSampler):
@@ -126,15 +132,19 @@ class MNISTDataModule(L.LightningDataModule):
             self.val_set = self.test_set if not self.val_size else self.val_set.to(device)
         self.train_set = train
 
-    def _loader(self, data: TensorBatches, shuffle: bool = False) -> DataLoader:
+    def _loader(self, data: TensorBatches, shuffle: bool = False, steps: int | None = None) -> DataLoader:
+        """Batches of ``data``; with ``steps``, chunks of that many consecutive batches (for training)."""
         # A private generator: starting an epoch's iterator must not draw from the global RNG
         # (dropout's), or a resumed run would draw its dropout masks at another offset.
         replicas, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        order = BatchOrder(data, self.batch_size, shuffle, self.seed, replicas, rank)
-        return DataLoader(data, batch_size=None, sampler=order, collate_fn=as_batch, generator=torch.Generator())
+        order = BatchOrder(data, self.batch_size * (steps or 1), shuffle, self.seed, replicas, rank)
+        collate = as_batch if steps is None else partial(as_chunk, self.batch_size)
+        return DataLoader(data, batch_size=None, sampler=order, collate_fn=collate, generator=torch.Generator())
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=self.shuffle)
+        """Chunks of the model's ``steps_per_call`` batches: each Lightning step takes that many optimizer steps."""
+        model = self.trainer.lightning_module if self.trainer else None
+        return self._loader(self.train_set, shuffle=self.shuffle, steps=getattr(model, "steps_per_call", 1))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set)

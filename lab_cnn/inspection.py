@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 from typing import Any
 
 import lightning as L
@@ -15,6 +16,7 @@ import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from lab_cnn.nets import IMAGE_SIZE  # noqa: E402
 from lab_cnn.summary import total_params  # noqa: E402
 
 NUM_CLASSES = 10
@@ -73,20 +75,27 @@ def first_conv_filters(net: nn.Module) -> Tensor | None:
 
 
 class Inspection(L.Callback):
-    """Logs the parameter count, per-epoch histograms of every parameter and its gradient, and after each test the
-    misclassified digits, the confusion matrix (as an image and as counts) and the first conv filters."""
+    """Logs the parameter count, the graph, per-epoch histograms of every parameter and its gradient (with
+    ``histograms``), and after each test the misclassified digits, the confusion matrix (as an image and
+    as counts) and the first conv filters."""
 
     def __init__(self, histograms: bool = True) -> None:
         self.histograms = histograms
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """The parameter count as Keras counts it (BatchNorm statistics included), as ``model/params``."""
+        """The parameter count as Keras counts it (BatchNorm statistics included), as ``model/params``; and
+        the net's graph, traced once from a blank image (TensorBoard's Graphs tab)."""
         for logger in trainer.loggers:
             logger.log_metrics({"model/params": float(total_params(pl_module))}, step=0)
+        if self.histograms and trainer.logger:
+            blank = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE, device=pl_module.device)
+            with warnings.catch_warnings():  # torch.jit.trace's notes about its own future
+                warnings.simplefilter("ignore")
+                trainer.logger.experiment.add_graph(pl_module.net, blank.contiguous(memory_format=torch.channels_last))
 
-    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
-        """Once per epoch, at its last step: the gradients of that step and the weights they update."""
-        if not self.histograms or not trainer.is_last_batch:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Once per epoch: every weight, and its gradient in the epoch's last step."""
+        if not self.histograms:
             return
         writer = trainer.logger.experiment
         for name, param in pl_module.named_parameters():

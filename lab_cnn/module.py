@@ -9,37 +9,38 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics import Metric
 
-from lab_cnn.errors import UserError
+from lab_cnn.errors import UserError, positive_int
 from lab_cnn.nets import IMAGE_SIZE, LabCNN
+from lab_cnn.steps import StepBlock
 
 NUM_CLASSES = 10
 
 
-class EpochMetrics(nn.Module):
-    """Mean loss over the images of an epoch and its confusion matrix (accuracy = trace / sum).
+class EpochMetrics(Metric):
+    """Loss and confusion matrix of the images of an epoch: mean loss, and accuracy = trace / sum.
 
-    Updates stay on the device: no host sync per step.
+    Updates are plain tensor operations on the device (no host sync, so they can be captured in a
+    CUDA graph); loss sums add up in float64, so grouping steps differently gives the same mean.
     """
+
+    full_state_update = False
 
     def __init__(self) -> None:
         super().__init__()
-        self.loss = MeanMetric(nan_strategy="disable")
-        self.confusion = MulticlassConfusionMatrix(NUM_CLASSES, validate_args=False)
+        self.add_state("loss_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("confusion", torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64), dist_reduce_fx="sum")
 
-    def update(self, losses: Tensor, log_probs: Tensor, target: Tensor) -> None:
-        self.loss.update(losses.detach())
-        self.confusion.update(log_probs.detach().argmax(1), target)
+    def update(self, loss_sums: Tensor, predicted: Tensor, target: Tensor) -> None:
+        """``loss_sums``: the summed loss of each step (or batch) behind ``predicted`` digits of ``target`` images."""
+        self.loss_sum += loss_sums.detach().double().sum()
+        cells = torch.arange(NUM_CLASSES**2, device=target.device)
+        self.confusion += ((target * NUM_CLASSES + predicted).unsqueeze(1) == cells).sum(0).view(NUM_CLASSES, NUM_CLASSES)
 
     def compute(self) -> tuple[Tensor, Tensor]:
         """Mean loss and confusion matrix (rows: true digit, columns: predicted)."""
-        return self.loss.compute(), self.confusion.compute()
-
-    def reset(self) -> None:
-        self.loss.reset()
-        self.confusion.reset()
+        return (self.loss_sum / self.confusion.sum()).float(), self.confusion
 
 
 class Classifier(L.LightningModule):
@@ -50,40 +51,75 @@ class Classifier(L.LightningModule):
     cuDNN on the GPU convolve fastest; results are the same up to float rounding. Logged once per
     epoch: ``train/loss``, ``train/acc`` (train mode, dropout on, as the lab counts it),
     ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
+
+    Each training step takes ``steps_per_call`` consecutive batches (the data module serves them
+    together) and makes one optimizer step per batch: the same steps, in the same order, as one
+    batch per call, so the results are the same. On a GPU the steps of a chunk are replayed from a
+    CUDA graph (:class:`~lab_cnn.steps.StepBlock`).
     """
 
-    def __init__(self, net: nn.Module, lr: float, momentum: float) -> None:
+    def __init__(self, net: nn.Module, lr: float, momentum: float, steps_per_call: int = 1) -> None:
         super().__init__()
         self.net, self.lr, self.momentum = net.to(memory_format=torch.channels_last), lr, momentum
+        self.steps_per_call = positive_int("steps_per_call", steps_per_call)
+        self.automatic_optimization = False  # optimizer steps are taken in training_step, one per batch
         self.train_metrics, self.val_metrics, self.test_metrics = EpochMetrics(), EpochMetrics(), EpochMetrics()
-        self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)  # for the TensorBoard graph
 
     def setup(self, stage: str) -> None:
         # `trainer.deterministic: true` also fills every new tensor with NaN, a check for reads of
-        # uninitialized memory that made a CPU step of the Keras port 61 ms instead of 57; results
-        # do not depend on it.
+        # uninitialized memory that slows the Keras port's CPU step; results do not depend on it.
         torch.utils.deterministic.fill_uninitialized_memory = False
+        if self.trainer.strategy.root_device.type == "cuda":  # float32 matrix products on tensor cores (TF32)
+            torch.set_float32_matmul_precision("high")
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x.contiguous(memory_format=torch.channels_last))
 
-    def _step(self, batch: tuple[Tensor, Tensor], metrics: EpochMetrics) -> tuple[Tensor, Tensor]:
-        """Mean loss and log-probabilities of a batch; the epoch metrics are updated."""
-        x, y = batch
+    def on_train_start(self) -> None:
+        """Restore a resumed run's RNG here, after the sanity check, where the uninterrupted run stood;
+        and set up the block of steps (graphs record the optimizer as it is now)."""
+        rng = getattr(self, "resumed_rng", {})
+        if "rng_torch" in rng:
+            torch.set_rng_state(rng["rng_torch"])
+        if "rng_cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["rng_cuda"])
+        self.block = StepBlock(self._optimizer_step, self.steps_per_call, lambda n: count_optimizer_steps(self.trainer, n))
+        self.block.use_graph = self.trainer.world_size == 1 and self.trainer.precision != "16-mixed"
+
+    def _optimizer_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """One SGD step on a batch: its loss sum and predicted digits."""
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=False)  # the gradients keep their memory (a CUDA graph reuses it)
         log_probs = self(x)
         losses = F.nll_loss(log_probs.float(), y, reduction="none")
-        metrics.update(losses, log_probs, y)
-        return losses.mean(), log_probs
+        self.manual_backward(losses.mean())
+        optimizer.step()
+        return losses.detach().sum(), log_probs.detach().argmax(1)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, self.train_metrics)[0]
+    def on_validation_model_zero_grad(self) -> None:
+        """Keep the gradients through validation (Lightning frees them): a replayed CUDA graph writes
+        into their memory, and the epoch's histograms show the last step's."""
+
+    def training_step(self, chunk: tuple[Tensor, Tensor, int], batch_idx: int) -> None:
+        """``steps_per_call`` optimizer steps, one per batch of the chunk."""
+        x, y, batch_size = chunk
+        loss_sums, predicted = self.block(x, y, batch_size)
+        self.train_metrics.update(loss_sums, predicted, y)
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], metrics: EpochMetrics) -> Tensor:
+        """Log-probabilities of a batch; the epoch metrics are updated."""
+        x, y = batch
+        log_probs = self(x)
+        loss_sum = F.nll_loss(log_probs.float(), y, reduction="sum")
+        metrics.update(loss_sum, log_probs.argmax(1), y)
+        return log_probs
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, self.val_metrics)
+        self._evaluate(batch, self.val_metrics)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """Log-probabilities, for callbacks that look at the predictions (lab_cnn.inspection)."""
-        return self._step(batch, self.test_metrics)[1]
+        return self._evaluate(batch, self.test_metrics)
 
     def predict_step(self, batch: tuple[Tensor, Any], batch_idx: int) -> Tensor:
         """Class probabilities of each image."""
@@ -92,9 +128,17 @@ class Classifier(L.LightningModule):
     def _log_epoch(self, stage: str, metrics: EpochMetrics) -> tuple[Tensor, Tensor]:
         loss, confusion = metrics.compute()
         metrics.reset()
-        # already global (torchmetrics syncs across processes); sync_dist only states that
-        self.log_dict({f"{stage}/loss": loss, f"{stage}/acc": confusion.trace() / confusion.sum()}, sync_dist=True)
+        # already global (torchmetrics syncs across processes); sync_dist only states that. The x-axis
+        # ("step") is the optimizer steps taken, whatever the steps per call.
+        values = {f"{stage}/loss": loss, f"{stage}/acc": confusion.trace() / confusion.sum(), "step": float(self.global_step)}
+        self.log_dict(values, sync_dist=True)
         return loss, confusion
+
+    def on_train_epoch_start(self) -> None:
+        """The learning rate as the epoch starts (``lr-SGD``), at once: its time stamp marks the epoch's start."""
+        lr = self.optimizers().param_groups[0]["lr"]
+        for logger in self.loggers:
+            logger.log_metrics({"lr-SGD": lr}, step=self.global_step)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train", self.train_metrics)
@@ -128,13 +172,15 @@ class Classifier(L.LightningModule):
                 )
         self.resumed_rng = {k: checkpoint[k] for k in ("rng_torch", "rng_cuda") if k in checkpoint}
 
-    def on_train_start(self) -> None:
-        """Restore a resumed run's RNG here, after the sanity check, where the uninterrupted run stood."""
-        rng = getattr(self, "resumed_rng", {})
-        if "rng_torch" in rng:
-            torch.set_rng_state(rng["rng_torch"])
-        if "rng_cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["rng_cuda"])
+
+def count_optimizer_steps(trainer: L.Trainer, steps: int) -> None:
+    """Tell Lightning that ``steps`` optimizer steps were taken outside its optimizer wrapper (a CUDA
+    graph replay), so ``global_step`` counts every optimizer step. Lightning has no public call for
+    this: it reads the manual-optimization progress (tests/test_steps.py fails if that changes)."""
+    progress = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+    for _ in range(steps):
+        progress.increment_ready()
+        progress.increment_completed()
 
 
 class LabNet(Classifier):
@@ -151,6 +197,7 @@ class LabNet(Classifier):
         conv_dropout: Dropout2d rate after the second and later convs.
         lr: SGD learning rate.
         momentum: SGD momentum.
+        steps_per_call: optimizer steps (batches) per Lightning training step; more is faster on a GPU.
     """
 
     def __init__(
@@ -165,7 +212,8 @@ class LabNet(Classifier):
         conv_dropout: float = 0.5,
         lr: float = 0.01,
         momentum: float = 0.5,
+        steps_per_call: int = 1,
     ) -> None:
         net = LabCNN(conv_channels, kernel_size, pool, pool_size, activation, hidden_units, dropout, conv_dropout)
-        super().__init__(net, lr, momentum)
+        super().__init__(net, lr, momentum, steps_per_call)
         self.save_hyperparameters()

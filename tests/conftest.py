@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lab_cnn.data import MNISTDataModule
 
@@ -36,3 +37,15 @@ def run(*args: str, cwd: Path, command: str = "lab_cnn", timeout: int = 600, env
 def fit_args(config: str, *extra: str) -> list[str]:
     """``fit`` of a shipped config on the repository's data, from any folder."""
     return ["fit", "--config", str(CONFIGS / config), "--data.data_dir", str(DATA_DIR), *extra]
+
+
+def scalars(run_dir: Path, with_steps: bool = False) -> dict[str, list]:
+    """Every scalar tag of a run folder (all its event files, oldest first), read back with TensorBoard's
+    own reader: the values, or (step, value) pairs."""
+    found: dict[str, list] = {}
+    for events in sorted(run_dir.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            found.setdefault(tag, []).extend((e.step, e.value) if with_steps else e.value for e in acc.Scalars(tag))
+    return found

@@ -9,26 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lab_cnn.cli import lightning_cli, main, summary_command
 from lab_cnn.documented import documented
 from lab_cnn.summary import total_params
 
-from conftest import CONFIGS, REPO, fit_args, run
+from conftest import CONFIGS, REPO, fit_args, run, scalars
 
 ALL_CONFIGS = sorted(p.name for p in CONFIGS.glob("*.yaml"))
-
-
-def scalars(run_dir: Path) -> dict[str, list[float]]:
-    """Every scalar tag of a run folder, read back with TensorBoard's own reader (all event files)."""
-    values: dict[str, list[float]] = {}
-    for events in sorted(run_dir.glob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            values.setdefault(tag, []).extend(e.value for e in acc.Scalars(tag))
-    return values
 
 
 @pytest.mark.parametrize("config", ALL_CONFIGS)

@@ -1,0 +1,105 @@
+"""``--model.steps_per_call K``: K optimizer steps per Lightning step, the same training step for step;
+on a GPU replayed from a CUDA graph (the tests marked ``gpu`` run only there: ``pytest -m gpu``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from keras_parity.torch_port import KerasNet
+from lab_cnn.data import MNISTDataModule
+from lab_cnn.module import LabNet, count_optimizer_steps
+
+from conftest import CONFIGS, DATA_DIR, fit_args, run, scalars
+
+# 10,000 training images (the other 50,000 held out): 79 batches an epoch, the last of 16 images,
+# so every K below ends each epoch with a partial chunk.
+SMALL_EPOCHS = ["--data.val_size", "50000", "--trainer.limit_val_batches", "5", "--inspect", "false",
+                "--trainer.enable_progress_bar", "false"]
+
+
+def fit_with_steps(tmp_path: Path, config: str, k: int, *extra: str) -> tuple[str, dict[str, list[tuple[int, float]]]]:
+    result = run(*fit_args(config, "--model.steps_per_call", str(k), "--name", f"k{k}", *SMALL_EPOCHS, *extra), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = re.search("Test set:.*", result.stdout).group()
+    return line, scalars(tmp_path / "lightning_logs" / f"k{k}" / "version_0", with_steps=True)
+
+
+@pytest.mark.parametrize(("config", "ks", "extra"), [
+    ("baseline.yaml", (1, 3, 8), ["--trainer.max_epochs", "2"]),
+    # the Keras port: BatchNorm statistics and its own dropout; 5,000 training images, 40 batches
+    ("keras_relu.yaml", (1, 6), ["--trainer.max_epochs", "1", "--data.val_size", "55000"]),
+])
+def test_k_steps_per_call_give_exactly_the_one_step_result(config: str, ks: tuple[int, ...], extra: list[str], tmp_path) -> None:
+    results = {k: fit_with_steps(tmp_path, config, k, *extra) for k in ks}
+    (line, metrics), *others = results.values()
+    batches = 79 if config == "baseline.yaml" else 40
+    assert [step for step, _ in metrics["train/loss"]] == [batches * (e + 1) for e in range(len(metrics["train/loss"]))]
+    for other_line, other_metrics in others:
+        assert other_line == line
+        for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"):
+            assert other_metrics[tag] == metrics[tag], tag  # the same values at the same optimizer steps
+    for k in ks:
+        ckpt = torch.load(tmp_path / f"lightning_logs/k{k}/version_0/checkpoints/last.ckpt", weights_only=True)
+        assert ckpt["global_step"] == batches * len(metrics["train/loss"])
+
+
+def test_count_optimizer_steps_moves_lightnings_global_step() -> None:
+    """The one place that reaches into Lightning's loop: a replayed CUDA graph's steps are counted."""
+    seen: list[tuple[int, int]] = []
+
+    class Count(L.Callback):
+        def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+            before = trainer.global_step
+            count_optimizer_steps(trainer, 3)
+            seen.append((before, trainer.global_step))
+
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[Count()])
+    trainer.fit(LabNet(), MNISTDataModule(str(DATA_DIR)))
+    assert seen == [(1, 4), (5, 8)]
+
+
+def test_steps_per_call_must_be_a_whole_number(tmp_path) -> None:
+    result = run(*fit_args("baseline.yaml", "--model.steps_per_call", "0"), cwd=tmp_path)
+    assert result.returncode == 2 and "steps_per_call: 0 is not allowed" in result.stderr
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def gpu_fit(model: L.LightningModule, precision: str, **data_args) -> float:
+    """Test accuracy after one epoch on the GPU."""
+    trainer = L.Trainer(accelerator="gpu", devices=1, precision=precision, max_epochs=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    data = MNISTDataModule(str(DATA_DIR), **data_args)
+    trainer.fit(model, data)
+    trainer.test(model, data, verbose=False)
+    assert trainer.global_step == 469  # every optimizer step counted, replayed or not
+    return float(trainer.callback_metrics["test/acc"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(("net", "precision"), [("lab", "32-true"), ("lab", "bf16-mixed"), ("port", "32-true")])
+def test_a_cuda_graph_replays_the_steps_and_trains_like_eager(net: str, precision: str, recwarn) -> None:
+    """469 batches: 58 chunks of 8, replayed from the graph after the first two, and one of 5, eager."""
+    make, data = (LabNet, {}) if net == "lab" else (KerasNet, {"normalize": "unit", "shuffle": False})
+    graphed = make(steps_per_call=8)
+    graphed_acc = gpu_fit(graphed, precision, **data)
+    assert graphed.block.graph is not None
+    assert not [w for w in recwarn if "graph capture failed" in str(w.message)]
+    eager_acc = gpu_fit(make(steps_per_call=1), precision, **data)
+    # one epoch: about 91% for the lab net, 85% for the port (on the CPU: 90.7% and 84.8%)
+    assert graphed_acc > 0.8 and abs(graphed_acc - eager_acc) < 0.02, (graphed_acc, eager_acc)
+
+
+@pytest.mark.gpu
+def test_a_gpu_run_resumes_from_last_ckpt(tmp_path) -> None:
+    gpu = ["--config", str(CONFIGS / "trainer" / "gpu.yaml"), "--trainer.enable_progress_bar", "false"]
+    assert run(*fit_args("baseline.yaml", *gpu, "--trainer.max_epochs", "1"), cwd=tmp_path).returncode == 0
+    resumed = run(*fit_args("baseline.yaml", *gpu, "--trainer.max_epochs", "2", "--ckpt_path", "last"), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    ckpt = torch.load(tmp_path / "lightning_logs/baseline/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 2 * 469 and ckpt["epoch"] == 1
