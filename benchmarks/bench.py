@@ -41,14 +41,15 @@ def lab_cnn_fit(config: str, gpu: bool) -> list[str]:
     extra = ["--config", str(REPO / "configs/trainer/gpu.yaml")] if gpu else []
     return [
         sys.executable, "-m", "lab_cnn", "fit", "--config", str(REPO / config), *extra, "--name", "bench",
-        "--trainer.max_epochs", "{epochs}", "--data.data_dir", "{data_dir}",
+        "--trainer.max_epochs", "{epochs}", "--data.data_dir", "{data_dir}", "{limit_fit}",
         "--trainer.callbacks+=benchmarks.loop_timer.LoopTimer", "--trainer.callbacks.path", "{result}",
     ]
 
 
 def cases(gpu: bool) -> list[Case]:
     device = ["--device", "cuda" if gpu else "cpu"]
-    plain = [sys.executable, "-m", "benchmarks.plain", *device, "--epochs", "{epochs}", "--data-dir", "{data_dir}", "--result", "{result}"]
+    plain = [sys.executable, "-m", "benchmarks.plain", *device, "--epochs", "{epochs}", "--data-dir", "{data_dir}", "{limit_plain}",
+             "--result", "{result}"]
     return [
         Case("a", "(a) lab-cnn fit, lab net", lab_cnn_fit("configs/baseline.yaml", gpu)),
         Case("b", "(b) plain loop, in-memory tensors", [*plain, "--loader", "tensors"]),
@@ -58,12 +59,14 @@ def cases(gpu: bool) -> list[Case]:
     ]
 
 
-def run_case(case: Case, epochs: int, data_dir: str, env: dict[str, str]) -> dict:
+def run_case(case: Case, epochs: int, limit: int | None, data_dir: str, env: dict[str, str]) -> dict:
     """Runs one case as a child process in a temporary folder (its logs go with it): its own timings
-    plus wall time and peak RSS (from wait4)."""
+    plus wall time and peak RSS (from wait4). ``limit`` trains on that many batches an epoch (quick checks)."""
+    limits = {"limit_fit": f"--trainer.limit_train_batches={limit}" if limit else "", "limit_plain": f"--limit-batches={limit}" if limit else ""}
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
-        argv = [a.format(epochs=epochs, data_dir=data_dir, result=result) for a in case.argv]
+        filled = [a.format(epochs=epochs, data_dir=data_dir, result=result, **limits) for a in case.argv]
+        argv = [a for a in filled if a]
         print(f"== {case.title}: {' '.join(argv[1:])}", flush=True)
         start = time.perf_counter()
         child = subprocess.Popen(argv, cwd=tmp, env=env)
@@ -81,9 +84,9 @@ def versions() -> str:
     """The machine and the versions that matter."""
     import torch
 
-    from lab_cnn.report import machine
+    from lab_cnn.machine import describe_machine
 
-    parts = [machine(), f"Python {platform.python_version()}", f"torch {torch.__version__}"]
+    parts = [describe_machine(), f"Python {platform.python_version()}", f"torch {torch.__version__}"]
     for name in ("lightning", "tensorflow", "keras"):
         if importlib.util.find_spec(name):
             parts.append(f"{name} {importlib.metadata.version(name)}")
@@ -136,6 +139,7 @@ def main() -> None:
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="where the PyTorch cases train (default cpu)")
     p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw (default data)")
     p.add_argument("--only", default=None, help="comma-separated case keys to run (a,b,c,a_port,d); default all")
+    p.add_argument("--limit-batches", type=int, default=None, help="train lab-cnn and the plain loops on N batches an epoch (a quick check)")
     p.add_argument("--json", default=None, help="JSON file to write (default benchmarks/results-DEVICE.json)")
     p.add_argument("--results-md", default=str(HERE / "RESULTS.md"), help="Markdown file the table is appended to")
     args = p.parse_args()
@@ -152,7 +156,7 @@ def main() -> None:
         if case.key == "d" and not importlib.util.find_spec("tensorflow"):
             results[case.key] = {"title": case.title, "error": "skipped: TensorFlow is not installed"}
             continue
-        results[case.key] = run_case(case, args.epochs, str(Path(args.data_dir).resolve()), env)
+        results[case.key] = run_case(case, args.epochs, args.limit_batches, str(Path(args.data_dir).resolve()), env)
     command = " ".join(["python -m benchmarks.bench", *sys.argv[1:]])
     report = table(results, args.epochs, gpu)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

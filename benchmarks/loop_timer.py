@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from benchmarks.timing import clock, write_result
 
 
 class LoopTimer(Callback):
-    """Times the training epochs of a ``lab-cnn fit`` (not its validation or test) and writes
-    ``loop_s``, ``images`` and ``test_acc`` to ``path`` after the test.
+    """Times the training epochs of a ``lab-cnn fit`` (not its validation or test), counts the images they
+    trained on, and writes ``loop_s``, ``images`` and ``test_acc`` to ``path`` after the test.
 
     Added on the command line: ``--trainer.callbacks+=benchmarks.loop_timer.LoopTimer --trainer.callbacks.path F``.
     """
 
     def __init__(self, path: str) -> None:
-        self.path, self.loop_s, self.epochs, self.started = path, 0.0, 0, None
+        self.path, self.loop_s, self.images, self.started = path, 0.0, 0, None
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.started = clock(pl_module.device)
 
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.images += len(batch[0])
+
     def _stop(self, pl_module: LightningModule) -> None:
         if self.started is not None:
             self.loop_s += clock(pl_module.device) - self.started
-            self.epochs += 1
             self.started = None
 
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -33,5 +37,4 @@ class LoopTimer(Callback):
         self._stop(pl_module)
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        images = self.epochs * len(trainer.datamodule.train_set)
-        write_result(self.path, loop_s=self.loop_s, images=images, test_acc=float(trainer.callback_metrics["test/acc"]))
+        write_result(self.path, loop_s=self.loop_s, images=self.images, test_acc=float(trainer.callback_metrics["test/acc"]))

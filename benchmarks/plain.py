@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+from itertools import islice
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +67,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--loader", choices=["tensors", "torchvision"], required=True)
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--limit-batches", type=int, default=None, help="train on the first N batches of each epoch only")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--data-dir", default="data")
@@ -82,7 +84,7 @@ def main() -> None:
     for _ in range(args.epochs):
         net.train()
         start = clock(device)
-        for x, y in train_batches():
+        for x, y in islice(train_batches(), args.limit_batches):
             optimizer.zero_grad()
             F.nll_loss(net(x), y).backward()
             optimizer.step()

@@ -11,7 +11,7 @@ import argparse
 import lightning as L
 
 from benchmarks.timing import clock
-from keras_parity.torch_port import KerasNet
+from keras_parity.module import KerasNet
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.module import LabNet
 

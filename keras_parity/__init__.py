@@ -1,18 +1,23 @@
 """keras_parity: the lab's Keras network in Keras 3, an exact PyTorch port, and ``to_torch`` between them.
 
-``build_model`` imports Keras (and TensorFlow) on first use only.
+Everything is imported on first use: ``keras_parity.nets`` (the port as a plain ``nn.Module``) loads
+with torch alone, ``KerasNet`` and ``to_torch`` with Lightning, ``build_model`` with Keras and TensorFlow.
 """
 
+import os
+from importlib import import_module
 from typing import Any
 
-from keras_parity.torch_port import KerasCNN, KerasNet, to_torch
+import lab_cnn  # noqa: F401 - lets TensorFlow and torch share the process (lab_cnn.compat)
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __all__ = ["KerasCNN", "KerasNet", "build_model", "to_torch"]
+WHERE = {"KerasCNN": "keras_parity.nets", "KerasNet": "keras_parity.module", "to_torch": "keras_parity.module",
+         "build_model": "keras_parity.keras_model"}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "build_model":
-        from keras_parity.keras_model import build_model
-
-        return build_model
+    if name in WHERE:
+        return getattr(import_module(WHERE[name]), name)
     raise AttributeError(f"module 'keras_parity' has no attribute {name!r}")

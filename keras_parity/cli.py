@@ -3,20 +3,35 @@
     keras-parity --mode train --batch-size 128 --epochs 5 --model_path models/mnist_cnn.keras
     keras-parity --mode test --model_path models/mnist_cnn.keras
     keras-parity --mode summary [--activation tanh] [--conv-layers 1]
+
+It imports Keras and TensorFlow, not torch or Lightning. Every argument is checked before training.
 """
 
 from __future__ import annotations
 
+import argparse
+import inspect
+import math
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from keras_parity.torch_port import ACTIVATIONS
-from lab_cnn import KERAS_LOG_DIR
-from lab_cnn.data import MNISTDataModule
-from lab_cnn.mnist import load_split
-from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error, whole_number
+from keras_parity.nets import ACTIVATIONS, KERAS_LR, KERAS_MOMENTUM, KerasCNN
+from lab_cnn import mnist
+from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error, first_line, whole_number
+from lab_cnn.nets import NUM_CLASSES
+from lab_cnn.runs import KERAS_LOG_DIR, checked_run_name
+
+MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeds are 32-bit
+
+
+def seed_number(text: str) -> int:
+    """argparse type: a seed, a whole number in [0, 2**32 - 1]."""
+    if not text.isdigit() or int(text) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; use a whole number in [0, {MAX_SEED}]")
+    return int(text)
 
 
 def parser() -> ArgumentParser:
@@ -27,7 +42,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--model_path", "--model-path", default="models/mnist_cnn.keras", help="the .keras file to write or read")
     p.add_argument("--activation", choices=list(ACTIVATIONS), default="relu", help="Conv2D/Dense activation (default relu)")
     p.add_argument("--conv-layers", type=whole_number, default=2, help="number of conv blocks (default 2)")
-    p.add_argument("--seed", type=int, default=1, help="seed of Python, NumPy and TensorFlow (default 1)")
+    p.add_argument("--seed", type=seed_number, default=1, help=f"seed of Python, NumPy and TensorFlow, 0..{MAX_SEED} (default 1)")
     p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw (default data; fetched if missing)")
     p.add_argument("--run", default=None, help=f"TensorBoard folder under {KERAS_LOG_DIR}/ (default: the model file's name)")
     p.add_argument("--limit-batches", type=whole_number, default=None, help="train on the first N batches only (quick checks)")
@@ -36,42 +51,53 @@ def parser() -> ArgumentParser:
 
 def keras_arrays(data_dir: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
     """The verified MNIST split as the Keras lab feeds it: pixels /255 as (N, 28, 28, 1), one-hot labels."""
-    images, labels = load_split(data_dir, train)
-    x = images.permute(0, 2, 3, 1).numpy().astype("float32") / 255
-    return x, np.eye(10, dtype="float32")[labels.numpy()]
+    images, labels = mnist.read_split(data_dir, train)
+    return images[..., None].astype("float32") / 255, np.eye(NUM_CLASSES, dtype="float32")[labels]
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow and make TensorFlow's ops deterministic."""
-    import tensorflow as tf
-
-    from keras_parity.keras_model import keras
+    from keras_parity.keras_model import keras, tf
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
 
-def load(model_path: str):
+def checked_model_path(path: str, writing: bool) -> Path:
+    """``--model_path``: a ``.keras`` file; to write it, a folder that exists or can be made, and can be written."""
+    model_path = Path(path)
+    if model_path.suffix != ".keras":
+        raise UserError(f"--model_path: {path!r} is not allowed; Keras 3 saves models as .keras files, e.g. models/mnist_cnn.keras")
+    if writing:
+        if model_path.is_dir():
+            raise UserError(f"--model_path: {path} is a folder; give a .keras file name")
+        existing = next(p for p in [model_path.parent, *model_path.parent.parents] if p.exists() or p == Path(p.anchor or "."))
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"--model_path: {path} cannot be written ({existing} is not a folder this user can write)")
+    elif not model_path.is_file():
+        raise UserError(f"--model_path: {path} does not exist; train first with --mode train")
+    return model_path
+
+
+def load(model_path: Path):
     """A saved model, loaded with ``safe_mode=True`` (no arbitrary code from the file)."""
-    if not Path(model_path).is_file():
-        raise UserError(f"--model_path: {model_path} does not exist; train first with --mode train")
     from keras_parity.keras_model import keras
 
     try:
         return keras.saving.load_model(model_path, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"--model_path: {model_path} is not a readable Keras model ({str(e).splitlines()[0]})") from None
+        raise UserError(f"--model_path: {model_path} is not a readable Keras model ({first_line(e)})") from None
 
 
 def run_dir(args) -> Path:
     """The run's TensorBoard folder: ``lightning_logs/keras/<run>/``."""
-    return KERAS_LOG_DIR / (args.run or Path(args.model_path).stem)
+    return KERAS_LOG_DIR / checked_run_name("--run", args.run or Path(args.model_path).stem)
 
 
 def scalar_logger(log_dir: Path):
     """``log(step, values)``: scalars under lab-cnn's names (train/loss, test/acc, ...) in ``log_dir``,
-    so one TensorBoard compares both frameworks."""
-    import tensorflow as tf
+    at lab-cnn's x-axis (optimizer steps taken), so one TensorBoard compares both frameworks."""
+    from keras_parity.keras_model import tf
 
     writer = tf.summary.create_file_writer(str(log_dir))
 
@@ -84,37 +110,67 @@ def scalar_logger(log_dir: Path):
     return log
 
 
+def hyperparameters(args) -> dict[str, float | int | str]:
+    """The run's knobs under the names KerasNet (the port) gives them, for TensorBoard's HParams table."""
+    defaults = {k: p.default for k, p in inspect.signature(KerasCNN).parameters.items()}
+    return {**defaults, "activation": args.activation, "conv_layers": args.conv_layers, "lr": KERAS_LR, "momentum": KERAS_MOMENTUM}
+
+
 def train(args) -> None:
+    model_path = checked_model_path(args.model_path, writing=True)
+    log_dir = run_dir(args)
+    mnist.ensure(args.data_dir)  # fetched when missing, refused when wrong
     from keras_parity.keras_model import build_model, keras
 
-    MNISTDataModule(data_dir=args.data_dir).prepare_data()  # fetched when missing, refused when wrong
     seed_everything(args.seed)
     x, y = keras_arrays(args.data_dir, train=True)
     if args.limit_batches:
         x, y = x[: args.limit_batches * args.batch_size], y[: args.limit_batches * args.batch_size]
+    steps = math.ceil(len(x) / args.batch_size)  # optimizer steps per epoch: lab-cnn's x-axis
     model = build_model(activation=args.activation, conv_layers=args.conv_layers)
-    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(learning_rate=0.01), metrics=["accuracy"])
-    log_dir = run_dir(args)
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(learning_rate=KERAS_LR, momentum=KERAS_MOMENTUM),
+                  metrics=["accuracy"])
     board = keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=1, write_graph=True)
     log = scalar_logger(log_dir)
     same_names = keras.callbacks.LambdaCallback(
         on_train_begin=lambda logs: log(0, {"model/params": model.count_params()}),
-        on_epoch_begin=lambda epoch, logs: log(epoch, {"lr-SGD": float(model.optimizer.learning_rate)}),
-        on_epoch_end=lambda epoch, logs: log(epoch, {"train/loss": logs["loss"], "train/acc": logs["accuracy"]}),
+        on_epoch_begin=lambda epoch, logs: log(epoch * steps, {"lr-SGD": float(model.optimizer.learning_rate)}),
+        on_epoch_end=lambda epoch, logs: log((epoch + 1) * steps, {"train/loss": logs["loss"], "train/acc": logs["accuracy"]}),
     )
     model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=False, callbacks=[board, same_names], verbose=2)
-    Path(args.model_path).parent.mkdir(parents=True, exist_ok=True)
-    model.save(args.model_path)
-    print(f"Saved the model to {args.model_path}; TensorBoard logs in {log_dir}")
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(model_path)
+    print(f"Saved the model to {model_path}; TensorBoard logs in {log_dir}")
 
 
 def test(args) -> None:
-    model = load(args.model_path)
+    from keras_parity.keras_model import tf  # first: it keeps TensorFlow's start-up log quiet
+
+    from tensorboard.plugins.hparams import api as hp
+
+    model = load(checked_model_path(args.model_path, writing=False))
+    log_dir = run_dir(args)
     x, y = keras_arrays(args.data_dir, train=False)
     loss, accuracy = model.evaluate(x, y, batch_size=args.batch_size, verbose=0)
-    scalar_logger(run_dir(args))(0, {"test/loss": loss, "test/acc": accuracy})
+    step = trained_steps(log_dir)
+    scalar_logger(log_dir)(step, {"test/loss": loss, "test/acc": accuracy, "test/images": len(x),
+                                  "hp/test_loss": loss, "hp/test_acc": accuracy})
+    with tf.summary.create_file_writer(str(log_dir)).as_default():
+        hp.hparams(hyperparameters(args))
     print(f"Test loss: {loss}")
     print(f"Test accuracy: {100 * accuracy:.2f}%")
+
+
+def trained_steps(log_dir: Path) -> int:
+    """The optimizer steps the run's training took (the step of its last ``train/loss``), or 0 for a
+    model trained elsewhere."""
+    if not log_dir.is_dir():
+        return 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
+    events.Reload()
+    return max((e.step for e in events.Tensors("train/loss")), default=0) if "train/loss" in events.Tags()["tensors"] else 0
 
 
 def summary(args) -> None:

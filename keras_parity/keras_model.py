@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from keras_parity.torch_port import ACTIVATIONS, CONV_DROPOUT, DENSE_DROPOUT, POOL_SIZE, keras_names
+from keras_parity.nets import ACTIVATIONS, CONV_DROPOUT, DENSE_DROPOUT, POOL_SIZE, keras_names
 from lab_cnn.errors import choice, positive_int
-from lab_cnn.nets import IMAGE_SIZE, output_size
+from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES, output_size
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-import keras  # noqa: E402
+
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Nothing written to the process's stderr by native code (Python exceptions still show, afterwards)."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+# TensorFlow's C++ start-up log (how it was built; on a machine without a GPU, "failed call to cuInit")
+# ignores TF_CPP_MIN_LOG_LEVEL since TensorFlow 2.20: it is written while TensorFlow loads and looks
+# for devices, so that is when it is silenced.
+with native_stderr_silenced():
+    import keras
+    import tensorflow as tf
+
+    tf.config.list_physical_devices()
 from keras import layers  # noqa: E402
 
 
@@ -20,7 +42,6 @@ def build_model(
     kernel_size: int = 3,
     dense_layers: int = 3,
     dense_units: int = 128,
-    num_classes: int = 10,
 ) -> keras.Sequential:
     """The lab's ``Sequential``: Conv2D/BatchNorm/MaxPool/Dropout blocks, Flatten, Dense/BatchNorm/Dropout
     blocks, Dense softmax. Layer names are Keras' own (conv2d, conv2d_1, ...) whatever was built before."""
@@ -43,5 +64,5 @@ def build_model(
         model.add(layers.Dense(positive_int("dense_units", dense_units), activation=activation, name=name("dense")))
         model.add(layers.BatchNormalization(name=name("batch_normalization")))
         model.add(layers.Dropout(DENSE_DROPOUT, name=name("dropout")))
-    model.add(layers.Dense(num_classes, activation="softmax", name=name("dense")))
+    model.add(layers.Dense(NUM_CLASSES, activation="softmax", name=name("dense")))
     return model

@@ -1,22 +1,16 @@
 """lab-cnn: the lab's MNIST CNNs in PyTorch Lightning.
 
-The Lightning classes are imported on first use, so ``lab_cnn.nets`` and ``lab_cnn.mnist`` load
-without Lightning (plain scripts and the benchmarks use them that way).
+The Lightning classes are imported on first use, so ``lab_cnn.nets``, ``lab_cnn.mnist`` and the
+commands that need no training load without Lightning.
 """
 
-from pathlib import Path
 from typing import Any
 
-__all__ = ["Classifier", "KERAS_LOG_DIR", "LOG_DIR", "LabNet", "MNISTDataModule", "run_versions"]
+from lab_cnn.compat import allow_tensorflow_beside_torch
 
-LOG_DIR = Path("lightning_logs")  # every run's TensorBoard folder is below it
-KERAS_LOG_DIR = LOG_DIR / "keras"  # keras-parity runs, so one TensorBoard shows both frameworks
+allow_tensorflow_beside_torch()
 
-
-def run_versions(run_dir: Path) -> dict[int, Path]:
-    """The ``version_N`` folders of one run name (``LOG_DIR/<name>/``), by N."""
-    found = (p for p in run_dir.glob("version_*") if p.name.removeprefix("version_").isdigit())
-    return {int(p.name.removeprefix("version_")): p for p in found}
+__all__ = ["Classifier", "LabNet", "MNISTDataModule"]
 
 
 def __getattr__(name: str) -> Any:

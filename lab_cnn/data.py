@@ -7,13 +7,14 @@ from functools import partial
 from typing import Literal
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from lab_cnn import mnist
 from lab_cnn.errors import UserError, positive_int
-from lab_cnn.handwriting import load_digits
+from lab_cnn.handwriting import Digit, load_digits
 from lab_cnn.mnist import load_split, normalize
 
 TRAIN_SIZE = 60_000
@@ -101,17 +102,16 @@ class MNISTDataModule(L.LightningDataModule):
         self.shuffle, self.val_size, self.seed, self.predict_path = shuffle, val_size, seed, predict_path
         self.train_set: TensorBatches | None = None
         self.verified = False
+        self.predict_digits: list[Digit] | None = None
 
     def prepare_data(self) -> None:
-        """Fetch the raw files when they are missing; a file that is present but wrong is an error."""
-        if self.verified:
-            return
-        found = mnist.problems(self.data_dir)
-        if any(not p.endswith(": missing") for p in found):
-            raise UserError(f"{found[0]}; run `lab-cnn data --data-dir {self.data_dir}` to fetch verified files")
-        if found:
-            mnist.fetch(self.data_dir)
-        self.verified = True
+        """Fetch the raw files when they are missing (a file present but wrong is an error), and read the
+        images of ``predict_path`` (none readable is an error): mistakes show before a run folder is made."""
+        if self.predict_path is not None and self.predict_digits is None:
+            self.predict_digits = load_digits(self.predict_path)
+        if not self.verified:
+            mnist.ensure(self.data_dir)
+            self.verified = True
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -155,7 +155,7 @@ class MNISTDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         if self.predict_path is None:
             return self._loader(self.test_set)
-        images, self.predict_files = load_digits(self.predict_path)
+        images = torch.from_numpy(np.stack([d.pixels for d in self.predict_digits])).unsqueeze(1)
         unknown = torch.full((len(images),), -1, dtype=torch.int64)
         return self._loader(TensorBatches(normalize(images, self.normalize), unknown))
 
@@ -163,4 +163,4 @@ class MNISTDataModule(L.LightningDataModule):
         """Name and true label (empty when unknown) of each image ``predict`` sees, in order."""
         if self.predict_path is None:
             return [f"t10k[{i}]" for i in range(len(self.test_set))], self.test_set.labels.tolist()
-        return self.predict_files, [""] * len(self.predict_files)
+        return [d.name for d in self.predict_digits], [""] * len(self.predict_digits)

@@ -8,18 +8,19 @@ import warnings
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
+from torch.utils.tensorboard.summary import hparams as hparams_summary  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
-from lab_cnn.nets import IMAGE_SIZE  # noqa: E402
+from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
 from lab_cnn.summary import total_params  # noqa: E402
 
-NUM_CLASSES = 10
 MISTAKES_SHOWN = 36
 
 
@@ -30,17 +31,12 @@ def tensorboard_without_tensorflow() -> None:
     sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
-def confusion_matrix(predicted: Tensor, target: Tensor) -> Tensor:
-    """Counts [true digit, predicted digit]."""
-    return torch.bincount(target * NUM_CLASSES + predicted, minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
-
-
 def confusion_figure(matrix: Tensor) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.imshow(matrix.log1p().numpy(), cmap="Blues")
-    for (true, pred), count in zip(torch.cartesian_prod(torch.arange(10), torch.arange(10)).tolist(), matrix.flatten().tolist()):
+    for (true, pred), count in zip(torch.cartesian_prod(*[torch.arange(NUM_CLASSES)] * 2).tolist(), matrix.flatten().tolist()):
         ax.text(pred, true, str(count), ha="center", va="center", fontsize=7)
-    ax.set(xlabel="predicted digit", ylabel="true digit", xticks=range(10), yticks=range(10))
+    ax.set(xlabel="predicted digit", ylabel="true digit", xticks=range(NUM_CLASSES), yticks=range(NUM_CLASSES))
     ax.set_title(f"Confusion matrix: {int(matrix.trace())}/{int(matrix.sum())} correct")
     return fig
 
@@ -74,6 +70,21 @@ def first_conv_filters(net: nn.Module) -> Tensor | None:
     return torch.nn.functional.interpolate(grid[None], scale_factor=max(1, 32 // size), mode="nearest")[0]
 
 
+def writer_of(trainer: L.Trainer) -> Any:
+    """The run's TensorBoard writer; None without a TensorBoard logger (``fast_dev_run``, ``logger: false``)."""
+    return trainer.logger.experiment if isinstance(trainer.logger, TensorBoardLogger) else None
+
+
+def log_hparams(writer: Any, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+    """The run's knobs for TensorBoard's HParams table, without an experiment summary: TensorBoard then
+    lists the knobs of every run it shows (the Keras runs' too), where one run's summary would decide the
+    columns for all. Lightning's own keys (``_class_path``, ...) are left out; lists are shown as text."""
+    values = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items() if not k.startswith("_")}
+    _, session_start, session_end = hparams_summary(values, metrics)
+    writer.file_writer.add_summary(session_start)
+    writer.file_writer.add_summary(session_end)
+
+
 class Inspection(L.Callback):
     """Logs the parameter count, the graph, per-epoch histograms of every parameter and its gradient (with
     ``histograms``), and after each test the misclassified digits, the confusion matrix (as an image and
@@ -87,55 +98,53 @@ class Inspection(L.Callback):
         the net's graph, traced once from a blank image (TensorBoard's Graphs tab)."""
         for logger in trainer.loggers:
             logger.log_metrics({"model/params": float(total_params(pl_module))}, step=0)
-        if self.histograms and trainer.logger:
+        if self.histograms and writer_of(trainer):
             blank = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE, device=pl_module.device)
             with warnings.catch_warnings():  # torch.jit.trace's notes about its own future
                 warnings.simplefilter("ignore")
-                trainer.logger.experiment.add_graph(pl_module.net, blank.contiguous(memory_format=torch.channels_last))
+                writer_of(trainer).add_graph(pl_module.net, blank.contiguous(memory_format=torch.channels_last))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Once per epoch: every weight, and its gradient in the epoch's last step."""
-        if not self.histograms:
+        """Once per epoch: every weight, and its gradient in the epoch's last step (TensorBoard cannot
+        draw a histogram of NaN or infinite values: a run that diverged stops on its own)."""
+        writer = writer_of(trainer)
+        if not self.histograms or writer is None:
             return
-        writer = trainer.logger.experiment
         for name, param in pl_module.named_parameters():
-            writer.add_histogram(f"weights/{name}", param.detach().float().cpu(), trainer.current_epoch)
-            if param.grad is not None:
-                writer.add_histogram(f"gradients/{name}", param.grad.float().cpu(), trainer.current_epoch)
-
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Hyperparameters with the final test metrics, for TensorBoard's HParams table."""
-        if trainer.loggers and not trainer.sanity_checking:
-            final = {f"hp/{k.replace('/', '_')}": float(trainer.callback_metrics[k]) for k in ("test/acc", "test/loss")}
-            trainer.logger.log_hyperparams(dict(pl_module.hparams), final)
+            for kind, values in (("weights", param.detach()), ("gradients", param.grad)):
+                if values is not None and bool(torch.isfinite(values).all()):
+                    writer.add_histogram(f"{kind}/{name}", values.float().cpu(), trainer.current_epoch)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.predicted: list[Tensor] = []
-        self.targets: list[Tensor] = []
-        self.mistakes: list[Tensor] = []
+        self.mistakes: list[tuple[Tensor, Tensor, Tensor]] = []  # images, true and predicted digits
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Keeps the first misclassified digits."""
+        if sum(len(images) for images, _, _ in self.mistakes) >= MISTAKES_SHOWN:
+            return
         x, y = batch
         predicted = outputs.argmax(1)
-        self.predicted.append(predicted.cpu())
-        self.targets.append(y.cpu())
-        if sum(len(m) for m in self.mistakes) < MISTAKES_SHOWN:
-            self.mistakes.append(x[predicted != y].float().cpu())
+        wrong = predicted != y
+        self.mistakes.append((x[wrong].float().cpu(), y[wrong].cpu(), predicted[wrong].cpu()))
 
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.loggers or trainer.sanity_checking:
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The test's figures, and the hyperparameters with the final test metrics (TensorBoard's HParams)."""
+        writer, step = writer_of(trainer), trainer.global_step
+        if writer is None:
             return
-        writer, step = trainer.logger.experiment, trainer.global_step
-        predicted, targets = torch.cat(self.predicted), torch.cat(self.targets)
-        matrix = confusion_matrix(predicted, targets)
+        final = {f"hp/{k.replace('/', '_')}": float(trainer.callback_metrics[k]) for k in ("test/acc", "test/loss")}
+        trainer.logger.log_metrics(final, step)
+        log_hparams(writer, dict(pl_module.hparams), final)
+        matrix = pl_module.test_confusion.cpu()
         writer.add_figure("test/confusion_matrix", confusion_figure(matrix), step)
-        rows = ["| true \\ predicted | " + " | ".join(map(str, range(10))) + " |", "|---" * 11 + "|"]
+        digits = range(NUM_CLASSES)
+        rows = ["| true \\ predicted | " + " | ".join(map(str, digits)) + " |", "|---" * (NUM_CLASSES + 1) + "|"]
         rows += [f"| {t} | " + " | ".join(map(str, row)) + " |" for t, row in enumerate(matrix.tolist())]
         writer.add_text("test/confusion_counts", "\n".join(rows), step)
-        wrong = predicted != targets
-        images = torch.cat(self.mistakes)[:MISTAKES_SHOWN]
-        writer.add_figure("test/misclassified", mistakes_figure(images, targets[wrong], predicted[wrong]), step)
+        images, true, predicted = (torch.cat(parts)[:MISTAKES_SHOWN] for parts in zip(*self.mistakes)) if self.mistakes else (
+            torch.zeros(0, 1, IMAGE_SIZE, IMAGE_SIZE), torch.zeros(0), torch.zeros(0))
+        writer.add_figure("test/misclassified", mistakes_figure(images, true, predicted), step)
         filters = first_conv_filters(pl_module)
         if filters is not None:
             writer.add_image("test/conv1_filters", filters, step)

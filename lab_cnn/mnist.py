@@ -18,13 +18,14 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from lab_cnn.errors import UserError
+from lab_cnn.errors import UserError, first_line
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # The PyTorch lab's Normalize((0.1307,), (0.3081,)): mean and std of the training pixels in [0, 1].
 MEAN, STD = 0.1307, 0.3081
@@ -167,7 +168,7 @@ def fetch(data_dir: str | Path = "data") -> Path:
         try:
             get(data_dir)
         except Exception as e:  # a source that does not answer: try the next one
-            print(f"MNIST: {source} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+            print(f"MNIST: {source} failed: {first_line(e)}", file=sys.stderr)
         found = problems(data_dir)
     if found:
         raise UserError(
@@ -177,16 +178,31 @@ def fetch(data_dir: str | Path = "data") -> Path:
     return raw_dir(data_dir)
 
 
-def load_split(data_dir: str, train: bool) -> tuple[Tensor, Tensor]:
-    """The verified raw images (uint8 [N,1,28,28]) and labels (int64 [N]) of one official split."""
+def ensure(data_dir: str | Path) -> None:
+    """Fetch the raw files when they are missing; a file that is present but wrong is an error."""
+    found = problems(data_dir)
+    if any(not p.endswith(": missing") for p in found):
+        raise UserError(f"{found[0]}; run `lab-cnn data --data-dir {data_dir}` to fetch verified files")
+    if found:
+        fetch(data_dir)
+
+
+def read_split(data_dir: str | Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The verified raw images (uint8 [N,28,28]) and labels (uint8 [N]) of one official split."""
     prefix = "train" if train else "t10k"
     root = raw_dir(data_dir)
     for name in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
         if problem := checksum_problem(root / name):
             raise UserError(f"{problem}; run `lab-cnn data --data-dir {data_dir}` to fetch verified files")
-    images = torch.from_numpy(read_idx(root / f"{prefix}-images-idx3-ubyte").copy()).unsqueeze(1)
-    labels = torch.from_numpy(read_idx(root / f"{prefix}-labels-idx1-ubyte").astype("int64"))
-    return images, labels
+    return read_idx(root / f"{prefix}-images-idx3-ubyte"), read_idx(root / f"{prefix}-labels-idx1-ubyte")
+
+
+def load_split(data_dir: str | Path, train: bool) -> tuple[Tensor, Tensor]:
+    """:func:`read_split` as tensors: images uint8 [N,1,28,28], labels int64 [N]."""
+    import torch
+
+    images, labels = read_split(data_dir, train)
+    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype("int64"))
 
 
 def normalize(images: Tensor, kind: Literal["standard", "unit"]) -> Tensor:

@@ -11,11 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from lab_cnn.errors import UserError, positive_int
-from lab_cnn.nets import IMAGE_SIZE, LabCNN
-from lab_cnn.steps import StepBlock
-
-NUM_CLASSES = 10
+from lab_cnn.errors import UserError, check_recipe
+from lab_cnn.nets import NUM_CLASSES, LabCNN
+from lab_cnn.steps import LossWatch, StepBlock
 
 
 class EpochMetrics(Metric):
@@ -60,8 +58,9 @@ class Classifier(L.LightningModule):
 
     def __init__(self, net: nn.Module, lr: float, momentum: float, steps_per_call: int = 1) -> None:
         super().__init__()
+        check_recipe(lr, momentum, steps_per_call)
         self.net, self.lr, self.momentum = net.to(memory_format=torch.channels_last), lr, momentum
-        self.steps_per_call = positive_int("steps_per_call", steps_per_call)
+        self.steps_per_call = steps_per_call
         self.automatic_optimization = False  # optimizer steps are taken in training_step, one per batch
         self.train_metrics, self.val_metrics, self.test_metrics = EpochMetrics(), EpochMetrics(), EpochMetrics()
 
@@ -85,6 +84,7 @@ class Classifier(L.LightningModule):
             torch.cuda.set_rng_state_all(rng["rng_cuda"])
         self.block = StepBlock(self._optimizer_step, self.steps_per_call, lambda n: count_optimizer_steps(self.trainer, n))
         self.block.use_graph = self.trainer.world_size == 1 and self.trainer.precision != "16-mixed"
+        self.losses = LossWatch()
 
     def _optimizer_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """One SGD step on a batch: its loss sum and predicted digits."""
@@ -103,8 +103,19 @@ class Classifier(L.LightningModule):
     def training_step(self, chunk: tuple[Tensor, Tensor, int], batch_idx: int) -> None:
         """``steps_per_call`` optimizer steps, one per batch of the chunk."""
         x, y, batch_size = chunk
+        first_step = self.global_step + 1
         loss_sums, predicted = self.block(x, y, batch_size)
         self.train_metrics.update(loss_sums, predicted, y)
+        self.stop_if_diverged(self.losses.watch(loss_sums, first_step))
+
+    def stop_if_diverged(self, bad: tuple[int, float] | None) -> None:
+        """Stop the run at a NaN or infinite loss: every later number would be meaningless."""
+        if bad is not None:
+            step, value = bad
+            raise UserError(
+                f"the training loss became {value} at optimizer step {step} (epoch {self.current_epoch + 1}) with "
+                f"lr {self.lr} and momentum {self.momentum}: training diverged; try a smaller --model.lr"
+            )
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], metrics: EpochMetrics) -> Tensor:
         """Log-probabilities of a batch; the epoch metrics are updated."""
@@ -130,8 +141,9 @@ class Classifier(L.LightningModule):
         metrics.reset()
         # already global (torchmetrics syncs across processes); sync_dist only states that. The x-axis
         # ("step") is the optimizer steps taken, whatever the steps per call.
-        values = {f"{stage}/loss": loss, f"{stage}/acc": confusion.trace() / confusion.sum(), "step": float(self.global_step)}
-        self.log_dict(values, sync_dist=True)
+        values = {f"{stage}/loss": loss, f"{stage}/acc": confusion.trace() / confusion.sum()}
+        self.log_dict(values, sync_dist=True, prog_bar=stage != "test")
+        self.log("step", float(self.global_step), sync_dist=True)
         return loss, confusion
 
     def on_train_epoch_start(self) -> None:
@@ -141,14 +153,22 @@ class Classifier(L.LightningModule):
             logger.log_metrics({"lr-SGD": lr}, step=self.global_step)
 
     def on_train_epoch_end(self) -> None:
+        self.stop_if_diverged(self.losses.flush())
         self._log_epoch("train", self.train_metrics)
+        if self.trainer.progress_bar_callback is None:  # the bar shows these; without it, one line per epoch
+            shown = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith(("train/", "val/"))}
+            parts = [f"{stage} loss {shown[f'{stage}/loss']:.4f}, acc {100 * shown[f'{stage}/acc']:.2f}%"
+                     for stage in ("train", "val") if f"{stage}/loss" in shown]
+            self.print(f"Epoch {self.current_epoch + 1}/{self.trainer.max_epochs}: " + " | ".join(parts))
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val", self.val_metrics)
 
     def on_test_epoch_end(self) -> None:
         loss, confusion = self._log_epoch("test", self.test_metrics)
+        self.test_confusion = confusion  # for the test's figures (lab_cnn.inspection)
         correct, total = int(confusion.trace()), int(confusion.sum())
+        self.log("test/images", float(total))
         self.print(f"Test set: Average loss: {loss:.4f}, Accuracy: {correct}/{total} ({100 * correct / total:.0f}%)")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

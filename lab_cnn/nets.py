@@ -19,6 +19,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 IMAGE_SIZE = 28  # MNIST images are 28 x 28 x 1
+NUM_CLASSES = 10  # the digits 0-9
 
 
 def output_size(layer: str, n_in: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -58,7 +59,6 @@ class LabCNN(nn.Module):
         hidden_units: int | Sequence[int] = 50,
         dropout: float = 0.5,
         conv_dropout: float = 0.5,
-        num_classes: int = 10,
     ) -> None:
         super().__init__()
         act = choice("activation", activation, ACTIVATIONS)
@@ -85,9 +85,14 @@ class LabCNN(nn.Module):
             layers[f"fc{i}_act"] = act()
             layers[f"fc{i}_drop"] = nn.Dropout(dropout)
             features = units
-        layers[f"fc{len(hidden) + 1}"] = nn.Linear(features, num_classes)
+        layers[f"fc{len(hidden) + 1}"] = nn.Linear(features, NUM_CLASSES)
         layers["log_softmax"] = nn.LogSoftmax(dim=-1)
         self.layers = nn.Sequential(layers)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
+
+
+# The net each model class of this package builds from its own arguments (besides the training recipe,
+# lab_cnn.errors.check_recipe): `lab-cnn summary` builds just the net, without importing Lightning.
+MODEL_NETS: dict[str, type[nn.Module]] = {"LabNet": LabCNN}

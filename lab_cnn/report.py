@@ -1,15 +1,14 @@
-"""``lab-cnn report``: a study's tables and plots, read back from the runs' TensorBoard event files.
+"""``lab-cnn report``: a study's tables, plots and verdicts, built from its ``study.yaml`` and the runs
+recorded in ``runs.json`` beside it (committed with the report), so the page rebuilds anywhere.
 
-Every number comes from ``lightning_logs/``: per-epoch ``train/acc`` and ``train/loss``, the final
-``test/acc`` and ``test/loss``, ``model/params``, and the training time from the event wall times
-(first ``lr-SGD``, logged as each epoch starts, to the last ``train/acc``, logged as it ends).
+Each of the lab's conclusions is judged across seeds with Welch's t-test (scipy.stats.ttest_ind with
+``equal_var=False``, two-sided) and the 95% confidence interval of the difference of the means.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,59 +16,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
 
+from lab_cnn.config import read_yaml  # noqa: E402
 from lab_cnn.errors import UserError  # noqa: E402
-from lab_cnn.inspection import tensorboard_without_tensorflow  # noqa: E402
-from lab_cnn.study import DONE, Comparison, Variant, finished_runs  # noqa: E402
+from lab_cnn.study import RUNS, Comparison, Variant, read_runs  # noqa: E402
 
-SPREAD_RULE = "the difference of the means exceeds the sum of the two standard deviations"
-
-
-def machine() -> str:
-    """CPU model, cores and memory of this machine, and its GPU when it has one."""
-    import torch
-
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    cpu = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), "unknown CPU")
-    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {memory_gb:.0f} GB{gpu}"
-
-
-def read_run(run_dir: Path) -> dict[str, Any]:
-    """The numbers a run logged, with TensorBoard's own reader; accuracies in percent."""
-    tensorboard_without_tensorflow()
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator, ScalarEvent
-    from tensorboard.util import tensor_util
-
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
-    events.Reload()
-    scalars, tensors = set(events.Tags()["scalars"]), set(events.Tags()["tensors"])
-    tags = scalars | tensors
-
-    def series(tag: str) -> list[ScalarEvent]:
-        """A tag's values by step: Lightning writes scalars, TensorFlow (Keras) scalar tensors."""
-        if tag in scalars:
-            found = events.Scalars(tag)
-        else:
-            found = [ScalarEvent(e.wall_time, e.step, tensor_util.make_ndarray(e.tensor_proto).item()) for e in events.Tensors(tag)]
-        return sorted(found, key=lambda e: e.step)
-
-    missing = {"train/acc", "train/loss", "test/acc", "test/loss", "lr-SGD", "model/params"} - tags
-    if missing:
-        raise UserError(f"{run_dir}: no {', '.join(sorted(missing))} in its event files")
-    return {
-        "train_acc": [100 * e.value for e in series("train/acc")],
-        "train_loss": [e.value for e in series("train/loss")],
-        "test_acc": 100 * series("test/acc")[-1].value,
-        "test_loss": series("test/loss")[-1].value,
-        "params": int(series("model/params")[-1].value),
-        "seconds": series("train/acc")[-1].wall_time - series("lr-SGD")[0].wall_time,
-        "process_seconds": json.loads((run_dir / DONE).read_text())["seconds"],
-        "run": str(run_dir),
-    }
+SIGNIFICANCE = 0.05
+RULE = (
+    "A conclusion is supported when the expected best variant's mean test accuracy is above every other's and "
+    "Welch's t-test (scipy.stats.ttest_ind with equal_var=False, two-sided) gives p < 0.05 for each difference; "
+    "the interval is the 95% confidence interval of the difference of the means (Welch-Satterthwaite degrees of freedom)."
+)
 
 
 def lab_figures(variant: Variant, framework: str) -> dict[str, Any] | None:
@@ -101,29 +58,54 @@ def per_epoch(runs: list[dict], key: str) -> list[list[float]]:
     return [[r[key][e] for r in runs] for e in range(epochs)]
 
 
+def welch(a: list[float], b: list[float]) -> tuple[float, float, float, float]:
+    """Difference of the means of ``a`` and ``b``, its 95% confidence interval, and Welch's two-sided p-value."""
+    from scipy.stats import ttest_ind
+
+    result = ttest_ind(a, b, equal_var=False)
+    interval = result.confidence_interval(1 - SIGNIFICANCE)
+    return statistics.fmean(a) - statistics.fmean(b), float(interval.low), float(interval.high), float(result.pvalue)
+
+
+def described(diff: float, low: float, high: float, p: float) -> str:
+    shown_p = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    return f"difference {diff:+.2f} points, 95% CI [{low:+.2f}, {high:+.2f}], {shown_p}"
+
+
 def verdict(c: Comparison, results: dict[str, list[dict]]) -> tuple[str, str]:
-    """What was measured for the lab's conclusion of comparison ``c``, and whether it holds."""
-    means = {name: mean_std([r["test_acc"] for r in runs]) for name, runs in results.items() if runs}
-    if c.expect_best not in means or len(means) < 2:
+    """What was measured for the lab's conclusion of comparison ``c`` (means ± std), and the verdict."""
+    accs = {name: [r["test_acc"] for r in runs] for name, runs in results.items() if runs}
+    if c.expect_best not in accs or len(accs) < 2:
         return "not enough finished runs", "cannot tell"
-    expected_mean, expected_std = means[c.expect_best]
-    others = {n: m for n, m in means.items() if n != c.expect_best}
-    measured = ", ".join(f"{n} {m:.2f}" for n, (m, _) in sorted(means.items(), key=lambda kv: -kv[1][0]))
-    ahead = all(expected_mean > m for m, _ in others.values())
-    seeds = min(len(runs) for runs in results.values() if runs)
+    measured = ", ".join(f"{n} {shown(a)}" for n, a in sorted(accs.items(), key=lambda kv: -statistics.fmean(kv[1])))
+    best = accs.pop(c.expect_best)
+    seeds = min(len(a) for a in [best, *accs.values()])
     if seeds < 2:
+        ahead = all(statistics.fmean(best) > statistics.fmean(a) for a in accs.values())
         return measured, ("holds in this run" if ahead else "does not hold in this run") + " (one seed: no spread to judge; use --seeds N)"
-    beyond = all(expected_mean - m > expected_std + s for m, s in others.values())
-    if ahead and beyond:
-        return measured, f"holds beyond the seed-to-seed spread ({seeds} seeds)"
-    if ahead:
-        return measured, f"same direction, but within the seed-to-seed spread ({seeds} seeds)"
-    return measured, f"does not hold ({seeds} seeds)"
+    if any(len(set(a)) < 2 for a in [best, *accs.values()]):
+        return measured, f"cannot tell: a variant gave the same accuracy with every seed ({seeds} seeds)"
+    tests = {name: welch(best, a) for name, a in accs.items()}
+    details = "; ".join((f"vs {name}: " if len(tests) > 1 else "") + described(*t) for name, t in tests.items())
+    if all(diff > 0 and p < SIGNIFICANCE for diff, _, _, p in tests.values()):
+        return measured, f"supported ({details})"
+    if any(diff < 0 and p < SIGNIFICANCE for diff, _, _, p in tests.values()):
+        return measured, f"contradicted ({details})"
+    return measured, f"not supported at {seeds} seeds ({details})"
+
+
+def within(lab: float, values: list[float]) -> str:
+    """Where the lab's single figure falls among the measured ones (and its z-score among them)."""
+    below = sum(v < lab for v in values)
+    mean, std = mean_std(values)
+    z = f" (z {(lab - mean) / std:+.1f})" if len(values) > 1 and std > 0 else ""
+    return f"above {below} of {len(values)}{z}"
 
 
 def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | None], path: Path) -> None:
-    """Training accuracy and loss per epoch: one line per variant (band: ± one std), the lab's dashed."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    """Training accuracy and loss per epoch (band: ± one std across seeds), and each seed's test accuracy
+    with mean ± std; the lab's figures dashed or as crosses."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), gridspec_kw={"width_ratios": [4, 4, 3]})
     for i, v in enumerate(c.variants):
         color = f"C{i}"
         for ax, key in zip(axes, ("train_acc", "train_loss")):
@@ -131,51 +113,59 @@ def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | N
             if values:
                 epochs = range(1, len(values) + 1)
                 stats = [mean_std(e) for e in values]
-                mean = [m for m, _ in stats]
-                ax.plot(epochs, mean, "o-", color=color, label=f"{v.name} (measured)")
+                ax.plot(epochs, [m for m, _ in stats], "o-", color=color, label=f"{v.name} (measured)")
                 if len(values[0]) > 1:
                     ax.fill_between(epochs, [m - s for m, s in stats], [m + s for m, s in stats], color=color, alpha=0.2)
             if labs[v.name]:
                 lab = labs[v.name][key]
                 ax.plot(range(1, len(lab) + 1), lab, "s--", color=color, alpha=0.6, label=f"{v.name} (lab)")
+        accs = [r["test_acc"] for r in results[v.name]]
+        if accs:
+            mean, std = mean_std(accs)
+            axes[2].scatter([i] * len(accs), accs, color=color, alpha=0.5, s=18)
+            axes[2].errorbar(i + 0.15, mean, yerr=std, fmt="o", color=color, capsize=4)
+        if labs[v.name]:
+            axes[2].scatter(i - 0.15, labs[v.name]["test_acc"], marker="x", color=color, s=50)
     loss_note = " (lab: last batch)" if c.framework == "pytorch" else ""
     axes[0].set(title="Training accuracy", xlabel="epoch", ylabel="accuracy (%)")
     axes[1].set(title=f"Training loss{loss_note}", xlabel="epoch", ylabel="loss")
+    axes[2].set(title="Test accuracy: seeds, mean ± std, lab (x)", ylabel="accuracy (%)",
+                xticks=range(len(c.variants)), xticklabels=[v.name for v in c.variants])
     for ax in axes:
         ax.grid(alpha=0.3)
+    for ax in axes[:2]:
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[1].legend(fontsize=8)
     fig.suptitle(c.title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)
 
 
 def comparison_section(c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | None], png: str) -> list[str]:
     lines = [f"## {c.title}", "", f"![{c.title}]({png})", ""]
-    lines += ["| variant | test acc % | lab % | diff | test loss | lab loss | params | training time s | runs |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines += ["| variant | test acc % | lab % | lab among the seeds | diff | test loss | lab loss | params | training time s |",
+              "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for v in c.variants:
         runs, lab = results[v.name], labs[v.name]
+        lab_acc, lab_loss = (f"{lab['test_acc']:.2f}", f"{lab['test_loss']:.4f}") if lab else ("–", "–")
         if not runs:
-            lines.append(f"| {v.name} | no finished run | {lab['test_acc']:.2f} |" if lab else f"| {v.name} | no finished run | – |")
+            lines.append(f"| {v.name} | no finished run | {lab_acc} | – | – | – | {lab_loss} | – | – |")
             continue
         acc = [r["test_acc"] for r in runs]
-        diff = f"{statistics.fmean(acc) - lab['test_acc']:+.2f}" if lab else "–"
-        lab_acc, lab_loss = (f"{lab['test_acc']:.2f}", f"{lab['test_loss']:.4f}") if lab else ("–", "–")
-        folders = ", ".join(f"`{r['run']}`" for r in runs)
-        lines.append(f"| {v.name} | {shown(acc)} | {lab_acc} | {diff} | {shown([r['test_loss'] for r in runs], 4)} | "
-                     f"{lab_loss} | {runs[0]['params']:,} | {shown([r['seconds'] for r in runs], 0)} | {folders} |")
+        diff, among = (f"{statistics.fmean(acc) - lab['test_acc']:+.2f}", within(lab["test_acc"], acc)) if lab else ("–", "–")
+        lines.append(f"| {v.name} | {shown(acc)} | {lab_acc} | {among} | {diff} | {shown([r['test_loss'] for r in runs], 4)} | "
+                     f"{lab_loss} | {runs[0]['params']:,} | {shown([r['seconds'] for r in runs], 0)} |")
     for key, title in (("train_acc", "Training accuracy per epoch (%)"), ("train_loss", "Training loss per epoch")):
-        epochs = max([len(per_epoch(results[v.name], key)) for v in c.variants] + [len(l[key]) for l in labs.values() if l])
+        epochs = max([len(per_epoch(results[v.name], key)) for v in c.variants] + [len(lab[key]) for lab in labs.values() if lab])
         lines += ["", f"### {title}", "", "| variant | " + " | ".join(f"epoch {e}" for e in range(1, epochs + 1)) + " |",
                   "| --- |" + " ---: |" * epochs]
         for v in c.variants:
-            values = per_epoch(results[v.name], key)
-            cells = [shown(e, 4 if key == "train_loss" else 2) for e in values]
+            cells = [shown(e, 4 if key == "train_loss" else 2) for e in per_epoch(results[v.name], key)]
             lines.append(f"| {v.name} | " + " | ".join(cells + ["–"] * (epochs - len(cells))) + " |")
             if labs[v.name]:
-                lines.append(f"| {v.name} (lab) | " + " | ".join(f"{x:.4f}" if key == "train_loss" else f"{x:.2f}" for x in labs[v.name][key]) + " |")
+                lab_cells = (f"{x:.4f}" if key == "train_loss" else f"{x:.2f}" for x in labs[v.name][key])
+                lines.append(f"| {v.name} (lab) | " + " | ".join(lab_cells) + " |")
     lines += [""]
     if c.framework == "pytorch":
         lines += ["The lab's PyTorch loss column is the loss of the last batch of each epoch, not the epoch mean that "
@@ -186,52 +176,60 @@ def comparison_section(c: Comparison, results: dict[str, list[dict]], labs: dict
     return lines
 
 
+def tested_images(results: list[tuple[Variant, dict]]) -> str:
+    """How many test images the accuracies are of: one number, or one per framework when they differ."""
+    counts = {(v.keras is None, r["test_images"]) for v, r in results}
+    if len({n for _, n in counts}) == 1:
+        return f"the {counts.pop()[1]:,} test images"
+    per_kind = ", ".join(f"{n:,} for the {'lab-cnn' if lab_cnn else 'Keras'} runs" for lab_cnn, n in sorted(counts, reverse=True))
+    return f"the test images each run was tested on: {per_kind}"
+
+
 def write_report(folder: Path) -> Path:
-    """``folder/report.md`` and one PNG per comparison, from ``folder/study.yaml`` and lightning_logs/."""
-    spec = yaml.safe_load((folder / "study.yaml").read_text())
+    """``folder/report.md`` and one PNG per comparison, from ``folder/study.yaml`` and ``folder/runs.json``."""
+    spec = read_yaml(folder / "study.yaml", what="study record")
+    recorded = read_runs(folder)
+    if not recorded:
+        raise UserError(f"{folder}: no {RUNS} with finished runs; run `lab-cnn study STUDY.yaml` first")
     sections: list[str] = []
     conclusions: list[str] = []
-    shown_runs: dict[str, dict] = {}  # by run folder: a run two comparisons share counts once
+    shown_runs: dict[str, tuple[Variant, dict]] = {}  # a run two comparisons share counts once
     for cs in spec["comparisons"]:
         variants = [Variant(**{k: v for k, v in vs.items() if k != "keys"}) for vs in cs["variants"]]
         c = Comparison(**{**cs, "variants": variants})
-        results: dict[str, list[dict]] = {}
+        results = {v.name: [recorded[key] for key in vs["keys"] if key in recorded] for v, vs in zip(variants, cs["variants"])}
         for v, vs in zip(variants, cs["variants"]):
-            results[v.name] = []
-            for key in vs["keys"]:
-                done = finished_runs(v.run_root(key))
-                if done and key not in shown_runs:
-                    shown_runs[key] = read_run(done[-1])
-                if done:
-                    results[v.name].append(shown_runs[key])
+            shown_runs.update({key: (v, recorded[key]) for key in vs["keys"] if key in recorded})
         labs = {v.name: lab_figures(v, c.framework) for v in variants}
         png = f"{c.name}.png"
         plot(c, results, labs, folder / png)
         sections += comparison_section(c, results, labs, png)
         if c.claim:
-            measured, holds = verdict(c, results)
-            conclusions.append(f"| {c.claim} | {c.title} | {measured} | {holds} |")
-    ran = spec["ran"]
-    process_seconds = sum(r["process_seconds"] for r in shown_runs.values())
-    minutes, seconds = divmod(int(ran["seconds"]), 60)
-    limit = (f", {spec['limit_batches']} training batches (lab-cnn also validated and tested on that many batches only)"
-             if spec.get("limit_batches") else "")
+            measured, judged = verdict(c, results)
+            conclusions.append(f"| {c.claim} | {c.title} | {measured} | {judged} |")
+    runs = [r for _, r in shown_runs.values()]
+    machines = "; ".join(f"{machine} ({n} run{'s' * (n > 1)})" for machine, n in Counter(r["machine"] for r in runs).most_common())
+    process_minutes = sum(r["process_seconds"] for r in runs) / 60
+    limit = (f", {spec['limit_batches']} batches per stage (lab-cnn trained, validated and tested on that many batches; "
+             "Keras trained on that many)" if spec.get("limit_batches") else "")
     head = [
         f"# Study `{spec['name']}`", "",
-        f"{spec['seeds']} seed(s) per variant (1..{spec['seeds']}), {spec['epochs']} epoch(s){limit}. The study command "
-        f"finished {ran['finished']} after {minutes} min {seconds} s on {ran['machine']} (runs finished earlier were not rerun); "
-        f"the runs shown took {process_seconds / 60:.1f} min of processes in all. "
-        f"Rebuild this page from lightning_logs/ with `lab-cnn report {folder}`.", "",
-        "Accuracies are percent of the 10,000 test images (training: of the images seen in the epoch). `lab` is the lab "
-        "report's figure, `diff` the measured mean minus it, in points. With several seeds a cell reads mean ± standard "
-        "deviation.", "",
+        f"Seeds 1..{spec['seeds']} per variant, {spec['epochs']} epoch(s){limit}. {len(runs)} runs, "
+        f"{process_minutes:.1f} min of run processes in all, made on {machines}. This page is built from `{RUNS}` "
+        f"beside it (each run's settings, per-epoch metrics and test results, read from its event files when it "
+        f"finished): rebuild it with `lab-cnn report {folder}`.", "",
+        f"Test accuracies are percent of {tested_images(list(shown_runs.values()))}; training accuracies, of the images "
+        "seen in the epoch. `lab` is the lab report's figure, `diff` the measured mean minus it, in points; `lab among the "
+        "seeds` says how many seeds' accuracies the lab's figure is above. With several seeds a cell reads mean ± "
+        "standard deviation. Training time is from each run's event files (its epochs, with their validation), on a "
+        "machine that other work may have shared: for speed, see benchmarks/RESULTS.md.", "",
     ]
     if conclusions:
-        head += ["## The lab's conclusions", "", f"A conclusion holds beyond the seed-to-seed spread when {SPREAD_RULE}.", "",
-                 "| the lab concluded | comparison | measured test acc % (mean) | verdict |", "| --- | --- | --- | --- |",
+        head += ["## The lab's conclusions", "", RULE, "",
+                 "| the lab concluded | comparison | measured test acc % | verdict |", "| --- | --- | --- | --- |",
                  *conclusions, ""]
-    if ran.get("failures"):
-        head += ["## Failed runs", "", *[f"- {name}: {error}" for name, error in ran["failures"].items()], ""]
+    if spec.get("failures"):
+        head += ["## Failed runs", "", *[f"- {failure}" for failure in spec["failures"]], ""]
     report = folder / "report.md"
     report.write_text("\n".join(head + sections))
     return report

@@ -1,11 +1,13 @@
-"""``lab-cnn study``: run every variant of the lab's comparisons, each in its own process.
+"""``lab-cnn study``: run every variant of the lab's comparisons, each in its own process, and keep
+what each run measured.
 
 A study file (``configs/studies/*.yaml``) names comparisons; each lists variants, and a variant is a
 ``lab-cnn fit`` config with optional overrides (``config``, ``args``) or a ``keras-parity`` run
 (``keras: {activation, conv_layers}``). Runs log under ``lightning_logs/studies/`` (lab-cnn) and
-``lightning_logs/keras/studies/`` (Keras), one folder per distinct run; a finished run leaves
-``study_run.json`` beside its event files and is not run again unless ``--force``. The report
-(:mod:`lab_cnn.report`) is then built from those folders alone.
+``lightning_logs/keras/studies/`` (Keras), one folder per distinct run. When a run finishes, its
+numbers are read back from its event files (TensorBoard's reader) and added to the report folder's
+``runs.json``, which is committed with the report: the report (:mod:`lab_cnn.report`) is built from
+``study.yaml`` and ``runs.json`` alone, and a run recorded there is never run again unless ``--force``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -23,13 +26,17 @@ from typing import Any
 
 import yaml
 
-from lab_cnn import KERAS_LOG_DIR, LOG_DIR, run_versions
+from lab_cnn.runs import KERAS_LOG_DIR, LOG_DIR, run_versions
+from lab_cnn.config import read_yaml
 from lab_cnn.documented import documented
-from lab_cnn.errors import ArgumentParser, UserError, positive_int, whole_number
+from lab_cnn.errors import UserError, positive_int
+from lab_cnn.machine import describe_machine
 
 REPORTS = Path("reports")
-DONE = "study_run.json"
+RUNS = "runs.json"  # beside report.md: every run's numbers, keyed by run
+DONE = "study_run.json"  # in a run's log folder once it finished
 FRAMEWORKS = ("pytorch", "keras")
+RUN_TAGS = ("train/acc", "train/loss", "test/acc", "test/loss", "test/images", "lr-SGD", "model/params")
 
 
 @dataclass
@@ -57,12 +64,12 @@ class Variant:
             return "keras " + " ".join(f"{k}={v}" for k, v in sorted(self.keras.items()))
         return " ".join([f"lab-cnn fit --config {self.config}", *self.args])
 
-    def key(self, epochs: int, limit_batches: int | None, seed: int) -> str:
-        """The run's folder name: readable, plus a hash of everything that changes the run
-        (the config file's text too), so an edited config or another setting is a new run."""
+    def key(self, settings: Settings, seed: int) -> str:
+        """The run's name: readable, plus a hash of everything that changes the run (the config's
+        content too, not its comments), so an edited config or another setting is another run."""
         spec = {
-            "config": Path(self.config).read_text() if self.config else None,
-            "args": self.args, "keras": self.keras, "epochs": epochs, "limit_batches": limit_batches, "seed": seed,
+            "config": read_yaml(Path(self.config)) if self.config else None, "args": self.args, "keras": self.keras,
+            "epochs": settings.epochs, "limit_batches": settings.limit_batches, "seed": seed,
         }
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
         if self.keras is not None:
@@ -87,17 +94,32 @@ class Comparison:
     expect_best: str | None = None
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What every run of a study shares: epochs, and batches per stage for quick checks."""
+
+    epochs: int
+    limit_batches: int | None = None
+
+
 @dataclass
 class Study:
     name: str
-    epochs: int
+    settings: Settings
     comparisons: list[Comparison]
+
+    def folder(self, shortened: bool) -> Path:
+        """``reports/<name>``; a study run with other settings than its file's gets a folder of its own."""
+        if not shortened:
+            return REPORTS / self.name
+        limit = f"-{self.settings.limit_batches}batches" if self.settings.limit_batches else ""
+        return REPORTS / f"{self.name}-{self.settings.epochs}epochs{limit}"
 
 
 def load_study(path: str | Path) -> Study:
     """A study file with its ``include``s, checked; every mistake is a UserError naming the file."""
     path = Path(path)
-    spec = read_yaml(path)
+    spec = read_yaml(path, what="study file")
     comparisons: dict[str, Comparison] = {}
     for included in spec.get("include", []):
         for c in load_study(path.parent / included).comparisons:
@@ -107,25 +129,14 @@ def load_study(path: str | Path) -> Study:
     if not comparisons:
         raise UserError(f"{path}: no comparisons; list them under 'comparisons:' or 'include:' other study files")
     epochs = positive_int(f"{path}: epochs", spec.get("epochs", 5))
-    return Study(name=str(spec.get("name", path.stem)), epochs=epochs, comparisons=list(comparisons.values()))
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: study file not found") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
-    if not isinstance(spec, dict):
-        raise UserError(f"{path}: a study file is a mapping with 'name', 'epochs' and 'comparisons'")
-    return spec
+    return Study(name=str(spec.get("name", path.stem)), settings=Settings(epochs), comparisons=list(comparisons.values()))
 
 
 def comparison(path: Path, name: str, spec: dict[str, Any]) -> Comparison:
     where = f"{path}: comparisons.{name}"
-    if spec.get("framework") not in FRAMEWORKS:
-        raise UserError(f"{where}.framework: {spec.get('framework')!r} is not allowed; use pytorch or keras")
+    if not isinstance(spec, dict) or spec.get("framework") not in FRAMEWORKS:
+        framework = spec.get("framework") if isinstance(spec, dict) else None
+        raise UserError(f"{where}.framework: {framework!r} is not allowed; use pytorch or keras")
     variants = []
     for vname, v in (spec.get("variants") or {}).items():
         unknown = set(v) - {"config", "args", "keras", "documented"}
@@ -142,7 +153,7 @@ def comparison(path: Path, name: str, spec: dict[str, Any]) -> Comparison:
         except (KeyError, TypeError):
             raise UserError(f"{where}.variants.{vname}.documented: {variant.documented!r} is not in documented_results.yaml") from None
         variants.append(variant)
-    if len(variants) < 1:
+    if not variants:
         raise UserError(f"{where}: no variants")
     expect = spec.get("expect_best")
     if expect is not None and expect not in {v.name for v in variants}:
@@ -151,146 +162,171 @@ def comparison(path: Path, name: str, spec: dict[str, Any]) -> Comparison:
                       claim=spec.get("claim"), expect_best=expect)
 
 
-def commands(variant: Variant, key: str, version: int, epochs: int, limit: int | None, seed: int, data_dir: str) -> list[list[str]]:
+def keras_model_path(key: str) -> Path:
+    return Path("models") / "studies" / f"{key}.keras"
+
+
+def commands(variant: Variant, key: str, version: int, settings: Settings, seed: int, data_dir: str) -> list[list[str]]:
     """The processes of one run, as a user would type them."""
+    limit = settings.limit_batches
     if variant.keras is None:
         limits = [f"--trainer.limit_{stage}_batches={limit}" for stage in ("train", "val", "test")] if limit else []
         return [[
             sys.executable, "-m", "lab_cnn", "fit", "--config", str(variant.config), *variant.args,
             "--name", f"studies/{key}", f"--seed_everything={seed}", f"--data.seed={seed}",
-            f"--trainer.max_epochs={epochs}", f"--data.data_dir={data_dir}", "--inspect=false",
+            f"--trainer.max_epochs={settings.epochs}", f"--data.data_dir={data_dir}", "--inspect=false",
             "--trainer.enable_progress_bar=false", *limits,
         ]]
     common = [
-        "--model_path", f"models/studies/{key}.keras", "--run", f"studies/{key}/version_{version}", "--data-dir", data_dir,
+        "--model_path", str(keras_model_path(key)), "--run", f"studies/{key}/version_{version}", "--data-dir", data_dir,
     ]
-    settings = [f"--{k.replace('_', '-')}={v}" for k, v in sorted(variant.keras.items())]
-    train = ["--mode", "train", f"--epochs={epochs}", f"--seed={seed}", *settings, *common]
+    keras_settings = [f"--{k.replace('_', '-')}={v}" for k, v in sorted(variant.keras.items())]
+    train = ["--mode", "train", f"--epochs={settings.epochs}", f"--seed={seed}", *keras_settings, *common]
     return [
         [sys.executable, "-m", "keras_parity", *train, *([f"--limit-batches={limit}"] if limit else [])],
         [sys.executable, "-m", "keras_parity", "--mode", "test", *common],
     ]
 
 
-def finished_runs(root: Path) -> list[Path]:
-    """Folders under ``root`` that hold a finished run, newest last."""
-    versions = run_versions(root)
-    return [versions[n] for n in sorted(versions) if (versions[n] / DONE).is_file()]
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """The numbers a finished run logged, read with TensorBoard's own reader; accuracies in percent.
+    Training time: from the first ``lr-SGD`` (logged as each epoch starts) to the last ``train/acc``."""
+    from lab_cnn.inspection import tensorboard_without_tensorflow
+
+    tensorboard_without_tensorflow()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator, ScalarEvent
+    from tensorboard.util import tensor_util
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    scalars, tensors = set(events.Tags()["scalars"]), set(events.Tags()["tensors"])
+
+    def series(tag: str) -> list[ScalarEvent]:
+        """A tag's values by step: Lightning writes scalars, TensorFlow (Keras) scalar tensors."""
+        if tag in scalars:
+            found = events.Scalars(tag)
+        else:
+            found = [ScalarEvent(e.wall_time, e.step, tensor_util.make_ndarray(e.tensor_proto).item()) for e in events.Tensors(tag)]
+        return sorted(found, key=lambda e: e.step)
+
+    missing = set(RUN_TAGS) - scalars - tensors
+    if missing:
+        raise UserError(f"{run_dir}: no {', '.join(sorted(missing))} in its event files")
+    return {
+        "train_acc": [100 * e.value for e in series("train/acc")],
+        "train_loss": [e.value for e in series("train/loss")],
+        "test_acc": 100 * series("test/acc")[-1].value,
+        "test_loss": series("test/loss")[-1].value,
+        "test_images": int(series("test/images")[-1].value),
+        "params": int(series("model/params")[-1].value),
+        "seconds": series("train/acc")[-1].wall_time - series("lr-SGD")[0].wall_time,
+    }
 
 
-def next_version(root: Path) -> int:
-    return max(run_versions(root), default=-1) + 1
-
-
-def run_variant(variant: Variant, key: str, epochs: int, limit: int | None, seed: int, data_dir: str, log: Path) -> str | None:
-    """Runs one variant and seed, its output into ``log``; None when it finished, else the last line of ``log``."""
+def run_variant(variant: Variant, key: str, settings: Settings, seed: int, data_dir: str, log: Path) -> dict[str, Any]:
+    """Runs one variant and seed, its output into ``log``, and returns what it measured; a failure is a
+    UserError with the last line of its output. An interrupted run leaves no folder behind."""
     root = variant.run_root(key)
-    version = next_version(root)
+    version = max(run_versions(root), default=-1) + 1
     started = time.time()
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as out:
-        for argv in commands(variant, key, version, epochs, limit, seed, data_dir):
-            out.write("$ python " + " ".join(argv[1:]) + "\n")
-            out.flush()
-            if subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
-                lines = [l for l in log.read_text().splitlines() if l.strip()]
-                return lines[-1] if lines else "failed without output"
-    run_dir = finished_dir(variant, root, version)
-    record = {"variant": asdict(variant), "seed": seed, "epochs": epochs, "limit_batches": limit,
-              "seconds": time.time() - started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    try:
+        with open(log, "w") as out:
+            for argv in commands(variant, key, version, settings, seed, data_dir):
+                out.write("$ python " + " ".join(argv[1:]) + "\n")
+                out.flush()
+                if subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
+                    lines = [line for line in log.read_text().splitlines() if line.strip()]
+                    raise UserError(lines[-1] if lines else "failed without output")
+    except KeyboardInterrupt:  # the unfinished run leaves nothing: the same command starts it again
+        shutil.rmtree(root / f"version_{version}", ignore_errors=True)
+        keras_model_path(key).unlink(missing_ok=True)
+        log.unlink(missing_ok=True)
+        raise
+    run_dir = root / f"version_{version}"
+    record = {"key": key, "seed": seed, "epochs": settings.epochs, "limit_batches": settings.limit_batches,
+              "run": variant.describe(), **read_run(run_dir), "process_seconds": round(time.time() - started, 1),
+              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": describe_machine()}
     (run_dir / DONE).write_text(json.dumps(record, indent=1))
-    return None
+    return record
 
 
-def finished_dir(variant: Variant, root: Path, version: int) -> Path:
-    """Where the run just made wrote its events: the Keras run's given folder, or lab-cnn's newest version."""
-    if variant.keras is not None:
-        return root / f"version_{version}"
-    versions = run_versions(root)
-    return versions[max(versions)]
+def finished_run(variant: Variant, key: str) -> dict[str, Any] | None:
+    """The record of a run of ``key`` that finished before in ``lightning_logs/``, or None."""
+    versions = run_versions(variant.run_root(key))
+    done = [versions[n] / DONE for n in sorted(versions) if (versions[n] / DONE).is_file()]
+    return json.loads(done[-1].read_text()) if done else None
 
 
-def run_study(study: Study, seeds: int, force: bool, limit: int | None, data_dir: str) -> Path:
-    """Runs what is not finished yet, then writes the report; returns the report's folder."""
-    from lab_cnn.report import machine, write_report
+def read_runs(folder: Path) -> dict[str, dict[str, Any]]:
+    """A report folder's recorded runs, by key."""
+    path = folder / RUNS
+    return json.loads(path.read_text()) if path.is_file() else {}
 
-    out = REPORTS / study.name
+
+def write_runs(folder: Path, runs: dict[str, dict[str, Any]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{RUNS}.tmp"
+    temporary.write_text(json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
+    temporary.replace(folder / RUNS)
+
+
+def check_folder(folder: Path, settings: Settings, force: bool) -> None:
+    """Refuse to put runs of other settings into a report folder that holds a study already."""
+    spec_path = folder / "study.yaml"
+    if force or not spec_path.is_file():
+        return
+    spec = read_yaml(spec_path)
+    theirs = Settings(spec.get("epochs"), spec.get("limit_batches"))
+    if theirs != settings:
+        raise UserError(
+            f"{folder} holds a study of {theirs.epochs} epochs, limit_batches {theirs.limit_batches}; this one has "
+            f"{settings.epochs} and {settings.limit_batches}: pass --out for another folder, or --force to replace it"
+        )
+
+
+def run_study(study: Study, seeds: int, force: bool, data_dir: str, folder: Path) -> list[str]:
+    """Runs what is not recorded yet, adding each finished run to ``folder/runs.json``, and writes
+    ``folder/study.yaml``; returns the failures, one line each."""
+    check_folder(folder, study.settings, force)
+    runs = read_runs(folder)
     planned = [(c, v, seed) for c in study.comparisons for v in c.variants for seed in range(1, seeds + 1)]
-    keys_done: set[str] = set()
-    failures: dict[str, str] = {}
-    started = time.time()
+    done_now: set[str] = set()
+    failures: list[str] = []
     for i, (c, v, seed) in enumerate(planned, start=1):
-        key = v.key(study.epochs, limit, seed)
+        key = v.key(study.settings, seed)
         label = f"[{i}/{len(planned)}] {c.name}/{v.name} seed {seed}"
-        if key in keys_done:
-            print(f"{label}: the same run as an earlier variant ({v.run_root(key)})", flush=True)
+        if key in done_now:
+            print(f"{label}: the same run as an earlier variant ({key})", flush=True)
             continue
-        if finished_runs(v.run_root(key)) and not force:
-            print(f"{label}: finished before, not rerun ({v.run_root(key)}; --force reruns)", flush=True)
+        earlier = None if force else runs.get(key) or finished_run(v, key)
+        if earlier:
+            runs[key] = earlier
+            print(f"{label}: finished before, not rerun ({key}; --force reruns)", flush=True)
             continue
-        log = out / "logs" / f"{key}.log"
+        log = folder / "logs" / f"{key}.log"
         print(f"{label}: running {v.describe()} (output: {log})", flush=True)
-        t0 = time.time()
-        error = run_variant(v, key, study.epochs, limit, seed, data_dir, log)
-        keys_done.add(key)
-        if error:
-            failures[f"{c.name}/{v.name} seed {seed}"] = error
-            print(f"{label}: FAILED after {time.time() - t0:.0f} s: {error}", flush=True)
-        else:
-            print(f"{label}: done in {time.time() - t0:.0f} s", flush=True)
+        done_now.add(key)
+        started = time.time()
+        try:
+            runs[key] = run_variant(v, key, study.settings, seed, data_dir, log)
+        except UserError as e:
+            failures.append(f"{c.name}/{v.name} seed {seed}: {e}")
+            print(f"{label}: FAILED after {time.time() - started:.0f} s: {e}", flush=True)
+            continue
+        write_runs(folder, runs)
+        print(f"{label}: done in {runs[key]['process_seconds']:.0f} s", flush=True)
+    write_runs(folder, runs)
+    previous = read_yaml(folder / "study.yaml") if (folder / "study.yaml").is_file() and not force else {}
+    seeds = max(seeds, previous.get("seeds", 0))  # new runs add to a report; they never take seeds away
     spec = {
-        "name": study.name, "epochs": study.epochs, "seeds": seeds, "limit_batches": limit,
-        "ran": {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(time.time() - started),
-                "machine": machine(), "failures": failures},
+        "name": study.name, "epochs": study.settings.epochs, "limit_batches": study.settings.limit_batches, "seeds": seeds,
+        "failures": failures,
         "comparisons": [
             {**{k: v for k, v in asdict(c).items() if k != "variants"},
-             "variants": [{**asdict(v), "keys": [v.key(study.epochs, limit, s) for s in range(1, seeds + 1)]} for v in c.variants]}
+             "variants": [{**asdict(v), "keys": [v.key(study.settings, s) for s in range(1, seeds + 1)]} for v in c.variants]}
             for c in study.comparisons
         ],
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    write_report(out)
-    if failures:
-        raise UserError(f"{len(failures)} of {len(planned)} runs failed ({', '.join(failures)}); see {out / 'report.md'} and {out / 'logs'}")
-    return out
-
-
-def study_command(argv: list[str]) -> None:
-    parser = ArgumentParser(
-        prog="lab-cnn study",
-        description="Run every variant of a study (configs/studies/*.yaml), each in its own process, then write "
-        "reports/<study>/report.md with the lab's tables and PNG plots. Finished runs are not rerun.",
-    )
-    parser.add_argument("study", help="a study file, e.g. configs/studies/lab.yaml")
-    parser.add_argument("--seeds", type=whole_number, default=1,
-                        help="run each variant with seeds 1..N and report mean and standard deviation (default 1)")
-    parser.add_argument("--force", action="store_true", help="rerun variants that finished before")
-    parser.add_argument("--epochs", type=whole_number, default=None,
-                        help="training epochs of every variant (default: the study file's, else 5)")
-    parser.add_argument("--limit-batches", type=whole_number, default=None, help="train (and for lab-cnn, validate and test) on N batches only: quick checks")
-    parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw (default data)")
-    args = parser.parse_args(argv)
-    study = load_study(args.study)
-    if args.epochs:
-        study.epochs = args.epochs
-    from lab_cnn.data import MNISTDataModule
-
-    MNISTDataModule(data_dir=args.data_dir).prepare_data()  # fetched once here, not by every run at once
-    out = run_study(study, args.seeds, args.force, args.limit_batches, args.data_dir)
-    print(f"Report: {out / 'report.md'} (plots beside it)")
-
-
-def report_command(argv: list[str]) -> None:
-    parser = ArgumentParser(
-        prog="lab-cnn report",
-        description="Rebuild a study's report.md and plots from its study.yaml and the runs' event files in lightning_logs/.",
-    )
-    parser.add_argument("folder", help="a study's report folder, e.g. reports/lab")
-    folder = Path(parser.parse_args(argv).folder)
-    if not (folder / "study.yaml").is_file():
-        raise UserError(f"{folder}: no study.yaml here; run `lab-cnn study STUDY.yaml` first")
-    from lab_cnn.report import write_report
-
-    write_report(folder)
-    print(f"Report: {folder / 'report.md'} (plots beside it)")
+    (folder / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return failures

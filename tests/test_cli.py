@@ -1,18 +1,26 @@
-"""The ``lab-cnn`` / ``lightning`` commands, run for real: configs, errors, logs, checkpoints."""
+"""The ``lab-cnn`` / ``lightning`` commands, run for real: configs, logs, checkpoints, summary."""
 
 from __future__ import annotations
 
 import csv
+import inspect
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from lab_cnn.cli import lightning_cli, main, summary_command
+from keras_parity.module import KerasNet
+from keras_parity.nets import KerasCNN
+from lab_cnn.cli import main
 from lab_cnn.documented import documented
-from lab_cnn.summary import total_params
+from lab_cnn.errors import check_recipe
+from lab_cnn.lightning_cli import lightning_cli
+from lab_cnn.module import LabNet
+from lab_cnn.nets import LabCNN
+from lab_cnn.summary import layer_rows, total_params
 
 from conftest import CONFIGS, REPO, fit_args, run, scalars
 
@@ -26,41 +34,71 @@ def test_every_config_passes_fast_dev_run(config: str, tmp_path, monkeypatch, ca
     assert "Test set: Average loss:" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("config", ALL_CONFIGS)
-def test_fit_builds_the_model_that_summary_describes(config: str, capsys) -> None:
-    """A config's model class gets only its own defaults (no knob carried over from another class)."""
-    summary_command(["--config", str(CONFIGS / config)])
-    total = int(re.search(r"Total params: ([\d,]+)", capsys.readouterr().out).group(1).replace(",", ""))
-    model = lightning_cli(["--config", str(CONFIGS / config), "--data.data_dir", str(REPO / "data")], run=False).model
-    assert total_params(model.net) == total
-    keras = documented()["keras"]["summaries"]
-    if config.startswith("keras_"):
-        assert total == keras["one_conv" if "one_conv" in config else "two_conv"]["total_params"]
+def summary_rows(*args: str) -> list[tuple]:
+    """``lab-cnn summary ARGS`` as printed: one (layer, shape, params) per row, and the totals."""
+    result = run("summary", *args, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    return [tuple(re.split(r"\s{2,}", line.strip())) for line in result.stdout.splitlines()[1:]]
 
 
-def test_bf16_mixed_precision_runs_on_the_cpu(tmp_path, monkeypatch, capsys) -> None:
+@pytest.mark.parametrize(("config", "overrides"), [
+    *((c, []) for c in ALL_CONFIGS),
+    ("baseline.yaml", ["--model.kernel_size", "3", "--model.hidden_units", "[30, 20]", "--model.pool", "avg"]),
+    ("baseline.yaml", ["--model.init_args.conv_channels=[8]", "--model.activation=tanh"]),
+    ("keras_relu.yaml", ["--model.conv_layers", "1", "--model.dense_units", "64"]),
+])
+def test_summary_and_fit_build_the_same_model_from_the_same_arguments(config: str, overrides: list[str]) -> None:
+    """summary builds the net without Lightning; fit builds the LightningModule: the same layers, shapes and counts."""
+    printed = summary_rows("--config", str(CONFIGS / config), *overrides)
+    model = lightning_cli(["--config", str(CONFIGS / config), *overrides, "--data.data_dir", str(REPO / "data")], run=False).model
+    built = [(f"{name} ({kind})", str(shape), f"{trainable + frozen:,}") for name, kind, shape, trainable, frozen in layer_rows(model.net)]
+    assert printed[: len(built)] == built
+    assert printed[len(built)] == (f"Total params: {total_params(model.net):,}",)
+    if config.startswith("keras_") and not overrides:
+        keras = documented()["keras"]["summaries"]["one_conv" if "one_conv" in config else "two_conv"]
+        assert total_params(model.net) == keras["total_params"]
+
+
+@pytest.mark.parametrize(("model", "net"), [(LabNet, LabCNN), (KerasNet, KerasCNN)])
+def test_a_model_class_takes_its_nets_knobs_with_the_same_defaults_and_the_recipe(model: type, net: type) -> None:
+    """What lets summary build a model's net without the model (lab_cnn.commands.registered_net)."""
+    model_args, net_args = inspect.signature(model).parameters, inspect.signature(net).parameters
+    assert set(model_args) == set(net_args) | set(inspect.signature(check_recipe).parameters)
+    assert all(model_args[k].default == p.default for k, p in net_args.items())
+
+
+def test_bf16_mixed_precision_runs_on_the_cpu_in_bf16(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    main(fit_args("baseline.yaml", "--trainer.fast_dev_run", "2", "--trainer.precision", "bf16-mixed"))
+    dtypes: list[torch.dtype] = []
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, inputs, output: dtypes.append(output.dtype) if isinstance(module, torch.nn.Conv2d) else None)
+    try:
+        main(fit_args("baseline.yaml", "--trainer.fast_dev_run", "2", "--trainer.precision", "bf16-mixed"))
+    finally:
+        handle.remove()
     assert "Test set: Average loss:" in capsys.readouterr().out
+    assert dtypes and set(dtypes) == {torch.bfloat16}  # every convolution ran in bf16, in training and test
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given on a machine without a GPU")
 def test_gpu_config_without_a_gpu_stops_with_a_clear_message(tmp_path) -> None:
     result = run(*fit_args("baseline.yaml", "--config", str(CONFIGS / "trainer" / "gpu.yaml")), cwd=tmp_path)
     assert result.returncode == 2 and "no CUDA GPU" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "lightning_logs").exists()
 
 
-def test_summary_command_prints_shapes_and_total() -> None:
-    result = run("summary", "--config", str(CONFIGS / "fc25.yaml"), cwd=REPO)
-    assert result.returncode == 0, result.stderr
-    assert "fc1 (Linear)" in result.stdout and "(25,)" in result.stdout
-    assert "Total params: 13,565" in result.stdout
+def test_help_lists_every_command_without_importing_lightning() -> None:
+    code = "import sys; from lab_cnn.cli import main; main(['--help']); print(sorted(m for m in ('lightning', 'torch') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.stdout.startswith("usage: lab-cnn COMMAND")
+    for command in ("fit", "validate", "test", "predict", "data", "summary", "study", "report"):
+        assert f"\n  {command} " in result.stdout
+    assert result.stdout.strip().endswith("[]")
+    assert run("fit", "--help", cwd=REPO).stdout.startswith("usage: lab-cnn [options] fit")  # not __main__.py
 
 
 def test_lightning_command_runs_a_config_as_written(tmp_path) -> None:
     lightning = Path(sys.executable).with_name("lightning")
-    import subprocess
-
     result = subprocess.run(
         [str(lightning), *fit_args("avgpool.yaml", "--trainer.fast_dev_run", "true")],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
@@ -69,12 +107,13 @@ def test_lightning_command_runs_a_config_as_written(tmp_path) -> None:
     assert "Test set: Average loss:" in result.stdout
 
 
-def test_fit_logs_checkpoints_and_test_reproduces_from_last_ckpt(tmp_path) -> None:
+def test_fit_logs_checkpoints_and_test_reproduces_from_last_ckpt_in_the_same_run(tmp_path) -> None:
     fit = run(*fit_args("baseline.yaml", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "40"), cwd=tmp_path)
     assert fit.returncode == 0, fit.stderr
-    [line] = [l for l in fit.stdout.splitlines() if l.startswith("Test set:")]
+    [line] = [row for row in fit.stdout.splitlines() if row.startswith("Test set:")]
     run_dir = tmp_path / "lightning_logs" / "baseline" / "version_0"
-    assert {"config.yaml", "hparams.yaml"} <= {p.name for p in run_dir.iterdir()}
+    config_text = (run_dir / "config.yaml").read_text()
+    assert (run_dir / "hparams.yaml").is_file()
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
 
@@ -82,18 +121,21 @@ def test_fit_logs_checkpoints_and_test_reproduces_from_last_ckpt(tmp_path) -> No
     for tag in ("train/loss", "train/acc", "val/loss", "val/acc"):
         assert len(logged[tag]) == 2, tag
     assert logged["train/acc"][1] > logged["train/acc"][0] > 0.1
-    assert len(logged["test/acc"]) == 1
+    assert len(logged["test/acc"]) == 1 and logged["test/images"] == [10_000]
     assert f"({100 * logged['test/acc'][0]:.0f}%)" in line and f"{logged['test/loss'][0]:.4f}" in line
 
-    again = run("test", "--config", str(CONFIGS / "baseline.yaml"), "--data.data_dir", str(REPO / "data"),
-                "--ckpt_path", str(ckpt), cwd=tmp_path)
+    common = ["--config", str(CONFIGS / "baseline.yaml"), "--data.data_dir", str(REPO / "data")]
+    again = run("test", *common, "--ckpt_path", "last", cwd=tmp_path)  # the newest last.ckpt of lightning_logs/baseline
     assert again.returncode == 0, again.stderr
     assert line in again.stdout.splitlines()
-
-    predict = run("predict", "--config", str(CONFIGS / "baseline.yaml"), "--data.data_dir", str(REPO / "data"),
-                  "--ckpt_path", str(ckpt), cwd=tmp_path)
+    assert f"Logged to {Path('lightning_logs/baseline/version_0')}" in again.stderr
+    predict = run("predict", *common, "--ckpt_path", str(ckpt), cwd=tmp_path)
     assert predict.returncode == 0, predict.stderr
-    rows = list(csv.DictReader(open(next((tmp_path / "lightning_logs").rglob("predictions.csv")))))
+    # test and predict add to the run whose checkpoint they used: no new version, the fit's config kept
+    assert [p.name for p in (tmp_path / "lightning_logs" / "baseline").iterdir()] == ["version_0"]
+    assert (run_dir / "config.yaml").read_text() == config_text
+    assert len(scalars(run_dir)["test/acc"]) == 2
+    rows = list(csv.DictReader(open(run_dir / "predictions.csv")))
     assert len(rows) == 10_000
     correct = sum(r["label"] == r["digit"] for r in rows)
     assert f"Accuracy: {correct}/10000" in line

@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 
-from keras_parity.torch_port import KerasNet
+from keras_parity.module import KerasNet
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.module import LabNet, count_optimizer_steps
 

@@ -1,8 +1,11 @@
-"""``lab-cnn study`` and ``lab-cnn report``: a tiny study of both frameworks, run for real."""
+"""``lab-cnn study`` and ``lab-cnn report``: a tiny study of both frameworks, run for real; reports that
+rebuild from their committed data; verdicts from Welch's t-test."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,12 +15,13 @@ from tensorboard.util import tensor_util
 
 from lab_cnn.documented import documented
 from lab_cnn.errors import UserError
-from lab_cnn.report import verdict
+from lab_cnn.report import verdict, welch
 from lab_cnn.study import Comparison, Variant, load_study
 
-from conftest import CONFIGS, DATA_DIR, run
+from conftest import CONFIGS, DATA_DIR, REPO, run
 
 LAB_TEST_ACC = {"fc50": 96.60, "fc25": 96.24, "two_conv": 97.45, "one_conv": 97.73}  # documented_results.yaml, in %
+TINY = Path("reports") / "tiny-1epochs-3batches"  # the tiny study's own folder: its settings are not the file's
 
 
 def tiny_study(folder: Path, **variants: dict) -> Path:
@@ -42,14 +46,14 @@ def study(folder: Path, *extra: str):
     return run("study", str(folder / "tiny.yaml"), "--limit-batches", "3", "--data-dir", str(DATA_DIR), *extra, cwd=folder, timeout=900)
 
 
-def logged_test_acc(run_dir: Path) -> float:
-    """test/acc in % as the run wrote it, read independently of lab_cnn.report."""
+def logged(run_dir: Path, tag: str) -> float:
+    """A tag's last value as the run wrote it, read independently of lab_cnn.study."""
     mux = EventMultiplexer({"run": str(run_dir)})
     mux.Reload()
     acc = mux.GetAccumulator("run")
-    if "test/acc" in acc.Tags()["scalars"]:
-        return 100 * acc.Scalars("test/acc")[-1].value
-    return 100 * tensor_util.make_ndarray(acc.Tensors("test/acc")[-1].tensor_proto).item()
+    if tag in acc.Tags()["scalars"]:
+        return acc.Scalars(tag)[-1].value
+    return tensor_util.make_ndarray(acc.Tensors(tag)[-1].tensor_proto).item()
 
 
 @pytest.fixture(scope="module")
@@ -63,47 +67,69 @@ def tiny(tmp_path_factory) -> tuple[Path, str]:
 
 def row(report: str, variant: str) -> list[str]:
     """The cells of a variant's row in the first table that has it."""
-    line = next(l for l in report.splitlines() if l.startswith(f"| {variant} |"))
+    line = next(line for line in report.splitlines() if line.startswith(f"| {variant} |"))
     return [c.strip() for c in line.strip("|").split("|")]
 
 
-def test_a_tiny_study_writes_the_report_and_plots_with_the_measured_numbers(tiny) -> None:
+def test_a_tiny_study_writes_the_report_plots_and_runs_with_the_measured_numbers(tiny) -> None:
     folder, stdout = tiny
     assert [f"[{i}/4]" for i in range(1, 5)] == re.findall(r"\[\d/4\]", stdout)[::2]  # a start and an end line each
-    report = (folder / "reports" / "tiny" / "report.md").read_text()
+    report = (folder / TINY / "report.md").read_text()
     for png in ("neurons.png", "conv.png"):
-        assert (folder / "reports" / "tiny" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (folder / TINY / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in report
-    params = {**{k: v for k, v in documented()["pytorch"]["params"].items()},
-              "two_conv": documented()["keras"]["summaries"]["two_conv"]["total_params"],
+    params = {**documented()["pytorch"]["params"], "two_conv": documented()["keras"]["summaries"]["two_conv"]["total_params"],
               "one_conv": documented()["keras"]["summaries"]["one_conv"]["total_params"]}
+    recorded = json.loads((folder / TINY / "runs.json").read_text())
+    spec = yaml.safe_load((folder / TINY / "study.yaml").read_text())
+    keys = {v["name"]: v["keys"][0] for c in spec["comparisons"] for v in c["variants"]}
     for variant, lab in LAB_TEST_ACC.items():
+        run_dir = next((folder / "lightning_logs").glob(f"**/{keys[variant]}/version_0"))
+        measured = 100 * logged(run_dir, "test/acc")
         cells = row(report, variant)
-        run_dir = Path(cells[-1].strip("`"))
-        measured = logged_test_acc(folder / run_dir)
+        assert recorded[keys[variant]]["test_acc"] == pytest.approx(measured)
         assert cells[1] == f"{measured:.2f}"
         assert cells[2] == f"{lab:.2f}"
-        assert float(cells[3]) == pytest.approx(measured - lab, abs=0.006)
-        assert cells[6] == f"{params[variant]:,}"
-        assert float(cells[7]) >= 0
+        assert cells[3] == f"above {int(lab > measured)} of 1"
+        assert float(cells[4]) == pytest.approx(measured - lab, abs=0.006)
+        assert cells[7] == f"{params[variant]:,}"
+        assert float(cells[8]) >= 0
+    # what was run, stated: lab-cnn tested 3 batches of 128 images, Keras all 10,000
+    assert "percent of the test images each run was tested on: 384 for the lab-cnn runs, 10,000 for the Keras runs" in report
+    assert "1 epoch(s), 3 batches per stage" in report
     assert "loss of the last batch of each epoch, not the epoch mean" in report  # the note under the PyTorch tables
     assert "one seed: no spread to judge" in report
 
 
-def test_a_finished_study_is_not_rerun_and_its_report_rebuilds_from_the_logs_alone(tiny) -> None:
+def test_a_report_rebuilds_byte_for_byte_from_its_folder_alone(tiny, tmp_path) -> None:
+    """What a fresh clone has: the report folder, no lightning_logs/."""
+    folder, _ = tiny
+    shutil.copytree(folder / TINY, tmp_path / TINY)
+    (tmp_path / TINY / "report.md").unlink()
+    rebuilt = run("report", str(TINY), cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert (tmp_path / TINY / "report.md").read_bytes() == (folder / TINY / "report.md").read_bytes()
+
+
+@pytest.mark.parametrize("report", sorted(p.parent.name for p in (REPO / "reports").glob("*/runs.json")))
+def test_each_committed_report_rebuilds_byte_for_byte_on_a_fresh_clone(report: str, tmp_path) -> None:
+    shutil.copytree(REPO / "reports" / report, tmp_path / "reports" / report)
+    result = run("report", f"reports/{report}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "reports" / report / "report.md").read_bytes() == (REPO / "reports" / report / "report.md").read_bytes()
+
+
+def test_a_finished_study_is_not_rerun_and_other_settings_never_replace_its_report(tiny) -> None:
     folder, _ = tiny
     versions = sorted(folder.glob("lightning_logs/**/version_*"))
-    report = folder / "reports" / "tiny" / "report.md"
-    before = report.read_text()
+    report = (folder / TINY / "report.md").read_bytes()
     again = study(folder)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("finished before, not rerun") == 4
     assert sorted(folder.glob("lightning_logs/**/version_*")) == versions
-    report.unlink()
-    rebuilt = run("report", "reports/tiny", cwd=folder)
-    assert rebuilt.returncode == 0, rebuilt.stderr
-    strip_timing = lambda text: re.sub(r"finished .* of processes in all", "", text)  # noqa: E731
-    assert strip_timing(report.read_text()) == strip_timing(before)
+    refused = study(folder, "--epochs", "2", "--out", str(TINY))
+    assert refused.returncode == 2 and "holds a study of 1 epochs, limit_batches 3; this one has 2 and 3" in refused.stderr
+    assert (folder / TINY / "report.md").read_bytes() == report
 
 
 def test_a_failing_variant_is_reported_and_the_others_finish_and_force_reruns(tmp_path) -> None:
@@ -114,8 +140,8 @@ def test_a_failing_variant_is_reported_and_the_others_finish_and_force_reruns(tm
     assert first.returncode == 2
     assert "[1/2] neurons/bad seed 1: FAILED" in first.stdout and "hidden_units: 0 is not allowed" in first.stdout
     assert "[2/2] neurons/good seed 1: done" in first.stdout
-    assert first.stderr.strip().splitlines()[-1].startswith("lab-cnn: error: 1 of 2 runs failed (neurons/bad seed 1)")
-    report = (tmp_path / "reports" / "tiny" / "report.md").read_text()
+    assert first.stderr.strip().splitlines()[-1].startswith("lab-cnn: error: 1 runs failed (neurons/bad seed 1")
+    report = (tmp_path / TINY / "report.md").read_text()
     assert row(report, "bad")[1] == "no finished run"
     assert "## Failed runs" in report
     forced = study(tmp_path, "--force")
@@ -151,13 +177,26 @@ def test_shipped_studies_load_and_lab_yaml_holds_all_four_comparisons_of_the_lab
     assert {("keras_activation", "relu"), ("keras_conv_layers", "one_conv")} <= keras_runs
 
 
+def test_welch_matches_a_published_example() -> None:
+    """Wikipedia, "Welch's t-test", example 1: t = -2.46, about 24.9 degrees of freedom, p = 0.021."""
+    a1 = [27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4]
+    a2 = [27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22.9, 20.5, 24.4]
+    diff, low, high, p = welch(a1, a2)
+    assert diff == pytest.approx(20.82 - 22.99, abs=0.01) and p == pytest.approx(0.021, abs=0.001)
+    assert low < diff < high < 0  # the interval excludes 0, as p < 0.05 says
+
+
 def results(**test_accs: list[float]) -> dict[str, list[dict]]:
     return {name: [{"test_acc": a} for a in accs] for name, accs in test_accs.items()}
 
 
-def test_verdict_weighs_the_difference_against_the_seed_to_seed_spread() -> None:
+def test_verdicts_follow_the_t_test() -> None:
     c = Comparison("c", "t", "pytorch", [Variant("max"), Variant("avg")], claim="max beats avg", expect_best="max")
-    assert verdict(c, results(max=[97.0, 97.2, 97.1], avg=[93.0, 93.4, 93.2]))[1].startswith("holds beyond the seed-to-seed spread")
-    assert verdict(c, results(max=[97.0, 96.0, 98.0], avg=[96.5, 97.5, 96.9]))[1].startswith("same direction, but within")
-    assert verdict(c, results(max=[93.0, 93.1], avg=[97.0, 97.1]))[1].startswith("does not hold")
+    supported = verdict(c, results(max=[97.0, 97.2, 97.1], avg=[93.0, 93.4, 93.2]))[1]
+    assert re.fullmatch(r"supported \(difference \+3\.90 points, 95% CI \[\+3\.\d\d, \+4\.\d\d\], p < 0\.001\)", supported)
+    assert verdict(c, results(max=[97.0, 96.0, 98.0], avg=[96.5, 97.5, 96.9]))[1].startswith("not supported at 3 seeds (difference")
+    assert verdict(c, results(max=[93.0, 93.1, 93.3], avg=[97.0, 97.1, 96.8]))[1].startswith("contradicted (difference -")
     assert "one seed" in verdict(c, results(max=[97.0], avg=[93.0]))[1]
+    three = Comparison("c", "t", "keras", [Variant("relu"), Variant("tanh"), Variant("sigmoid")], claim="relu best", expect_best="relu")
+    mixed = verdict(three, results(relu=[97.3, 97.4, 97.2], tanh=[96.0, 96.1, 95.9], sigmoid=[97.2, 97.5, 97.1]))[1]
+    assert mixed.startswith("not supported at 3 seeds (vs tanh: difference +1.30") and "; vs sigmoid: difference +0.03" in mixed

@@ -1,9 +1,8 @@
-"""What a fit leaves for TensorBoard, read back with TensorBoard's own reader and its real server,
-and predictions on digit images that are not MNIST files."""
+"""What a fit leaves for TensorBoard, read back with TensorBoard's own reader and its real server, with
+a Keras run beside it: one x-axis (optimizer steps) and one HParams table for both frameworks."""
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import socket
@@ -14,22 +13,26 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+from tensorboard.plugins.hparams import plugin_data_pb2
 
-from lab_cnn.mnist import load_split
+from conftest import DATA_DIR, fit_args, run, scalars
 
-from conftest import CONFIGS, DATA_DIR, fit_args, run
+BATCHES = 150
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> tuple[Path, str]:
-    """A 2-epoch baseline run: its folder and the lab line it printed."""
+    """A 2-epoch baseline run of 150 batches an epoch, and a 1-epoch Keras run of 8 batches beside it
+    (lightning_logs/keras/k): the run folder and the lab line the fit printed."""
     cwd = tmp_path_factory.mktemp("fit")
-    args = fit_args("baseline.yaml", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "150")
+    args = fit_args("baseline.yaml", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", str(BATCHES))
     result = run(*args, "--trainer.enable_progress_bar", "false", cwd=cwd)
     assert result.returncode == 0, result.stderr
-    line = next(l for l in result.stdout.splitlines() if l.startswith("Test set:"))
+    keras = ["--data-dir", str(DATA_DIR), "--model_path", "models/k.keras"]
+    for mode in (["--mode", "train", "--epochs", "1", "--limit-batches", "8"], ["--mode", "test"]):
+        assert run(*mode, *keras, cwd=cwd, command="keras_parity").returncode == 0
+    line = next(line for line in result.stdout.splitlines() if line.startswith("Test set:"))
     return cwd / "lightning_logs" / "baseline" / "version_0", line
 
 
@@ -51,8 +54,8 @@ def test_fit_logs_scalars_histograms_graph_images_and_hparams(fitted) -> None:
     histograms = tags(mux, "histograms")
     for name in ("conv1.weight", "conv2.bias", "fc1.weight", "fc2.weight"):
         assert f"weights/net.layers.{name}" in histograms and f"gradients/net.layers.{name}" in histograms
-    [(run, _)] = mux.Runs().items()
-    acc = mux.GetAccumulator(run)
+    [(run_name, _)] = mux.Runs().items()
+    acc = mux.GetAccumulator(run_name)
     assert [e.step for e in acc.Histograms("weights/net.layers.conv1.weight")] == [0, 1]
     assert acc.Histograms("gradients/net.layers.fc1.weight")[-1].histogram_value.max > 0
     assert any(t["graph"] for t in mux.Runs().values())
@@ -60,8 +63,20 @@ def test_fit_logs_scalars_histograms_graph_images_and_hparams(fitted) -> None:
     for tag in ("test/confusion_matrix", "test/misclassified", "test/conv1_filters"):
         image = acc.Images(tag)[-1]
         assert image.width > 50 and image.height > 50 and len(image.encoded_image_string) > 1000
-    hparams = acc.PluginTagToContent("hparams")
-    assert b"hp/test_acc" in hparams["_hparams_/experiment"] and b"kernel_size" in hparams["_hparams_/experiment"]
+    start = plugin_data_pb2.HParamsPluginData.FromString(acc.PluginTagToContent("hparams")["_hparams_/session_start_info"])
+    knobs = set(start.session_start_info.hparams)
+    assert {"kernel_size", "pool", "lr", "momentum", "conv_channels", "steps_per_call"} <= knobs
+    assert not [k for k in knobs if k.startswith("_")]  # no _class_path, _instantiator
+    assert "_hparams_/experiment" not in acc.PluginTagToContent("hparams")  # TensorBoard lists every run's knobs
+
+
+def test_both_frameworks_log_at_the_optimizer_step(fitted) -> None:
+    run_dir, _ = fitted
+    steps = {tag: [step for step, _ in values] for tag, values in scalars(run_dir, with_steps=True).items()}
+    assert steps["train/loss"] == steps["val/acc"] == [BATCHES, 2 * BATCHES]
+    assert steps["lr-SGD"] == [0, BATCHES] and steps["test/acc"] == [2 * BATCHES]
+    keras = events(run_dir.parents[1] / "keras" / "k").GetAccumulator(".")
+    assert [e.step for e in keras.Tensors("train/loss")] == [8] and [e.step for e in keras.Tensors("test/acc")] == [8]
 
 
 def test_confusion_counts_add_up_to_the_test_set_and_its_trace_to_the_lab_line(fitted) -> None:
@@ -89,66 +104,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_tensorboard_server_lists_the_run_and_its_scalar_tags(fitted) -> None:
+def test_tensorboard_shows_both_frameworks_runs_scalars_and_knobs(fitted) -> None:
     run_dir, _ = fitted
     port = free_port()
     tensorboard = Path(sys.executable).with_name("tensorboard")
-    server = subprocess.Popen([str(tensorboard), "--logdir", str(run_dir.parent.parent), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([str(tensorboard), "--logdir", str(run_dir.parents[1]), "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/data"
     try:
         scalar_tags: dict = {}
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and "baseline/version_0" not in scalar_tags:
+        while time.monotonic() < deadline and not {"baseline/version_0", "keras/k"} <= set(scalar_tags):
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=5) as r:
+                with urllib.request.urlopen(f"{url}/plugin/scalars/tags", timeout=5) as r:
                     scalar_tags = json.load(r)
             except OSError:
                 time.sleep(1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=5) as r:
-            runs = json.load(r)
+        request = urllib.request.Request(f"{url}/plugin/hparams/experiment", data=b'{"experimentName": ""}',
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            experiment = json.load(r)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert "baseline/version_0" in runs
     assert {"train/loss", "train/acc", "val/acc", "test/acc"} <= set(scalar_tags["baseline/version_0"])
-
-
-def test_predict_on_rendered_digits_agrees_with_the_originals(fitted, tmp_path) -> None:
-    """Test digits drawn dark on light at 3x the size, read back the MNIST way, get the same answers."""
-    run_dir, _ = fitted
-    images, _ = load_split(str(DATA_DIR), train=False)
-    digits = tmp_path / "digits"
-    digits.mkdir()
-    for i in range(300):
-        Image.fromarray(255 - images[i, 0].numpy()).resize((84, 84), Image.BICUBIC).save(digits / f"{i:04d}.png")
-    (digits / "notes.txt").write_text("not an image")
-    (digits / "broken.png").write_bytes(b"\x89PNG broken")
-
-    common = ["predict", "--config", str(CONFIGS / "baseline.yaml"), "--data.data_dir", str(DATA_DIR),
-              "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"), "--trainer.enable_progress_bar", "false"]
-    original = run(*common, cwd=tmp_path)
-    drawn = run(*common, "--data.predict_path", str(digits), cwd=tmp_path)
-    assert original.returncode == 0 and drawn.returncode == 0, drawn.stderr
-    assert "skipped" in drawn.stderr and "broken.png" in drawn.stderr and "notes.txt" in drawn.stderr
-    assert f"{digits / '0000.png'}: " in drawn.stdout and "top 3:" in drawn.stdout
-
-    def predictions(version: str) -> list[dict]:
-        return list(csv.DictReader(open(tmp_path / "lightning_logs" / "baseline" / version / "predictions.csv")))
-
-    first, second = predictions("version_0"), predictions("version_1")
-    by_file = {Path(r["image"]).name: r for r in second}
-    assert len(by_file) == 300
-    agree = sum(by_file[f"{i:04d}.png"]["digit"] == first[i]["digit"] for i in range(300))
-    assert agree / 300 >= 0.95, agree
-    assert all(len(r["top3"].split()) == 3 for r in second)
-
-
-def test_misclassified_figure_labels_only_the_digits_it_shows() -> None:
-    import torch
-
-    from lab_cnn.inspection import mistakes_figure
-
-    # a test epoch passes every mistake's labels (hundreds) but only the first images
-    true, predicted = torch.arange(300) % 10, (torch.arange(300) + 1) % 10
-    figure = mistakes_figure(torch.rand(4, 1, 28, 28), true, predicted)
-    assert [t.get_text() for t in figure.axes[0].texts] == [f"true {i}, pred {i + 1}" for i in range(4)]
+    columns = {h["name"] for h in experiment["hparamInfos"]}
+    # LabNet's knobs and the Keras run's (under KerasNet's names), in one table
+    assert {"kernel_size", "pool", "lr", "momentum", "activation", "conv_layers", "dense_units"} <= columns
+    assert not [c for c in columns if c.startswith("_")]
+    assert {"hp/test_acc"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}

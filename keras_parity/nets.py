@@ -1,4 +1,4 @@
-"""The lab's Keras network, ported exactly to PyTorch, and ``to_torch`` to carry Keras weights over.
+"""The lab's Keras network, ported exactly to PyTorch as a plain ``nn.Module``.
 
 Where the frameworks differ the port follows Keras: the activation is part of Conv2D/Dense (before
 BatchNorm), BatchNorm has eps 1e-3 and momentum 0.01 (Keras' 0.99), kernels are Glorot-uniform
@@ -14,8 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from lab_cnn.errors import choice, positive_int
-from lab_cnn.module import Classifier
-from lab_cnn.nets import IMAGE_SIZE, output_size
+from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES, output_size
 
 # Keras' activations by name, with Keras' defaults (its leaky_relu slope is 0.2).
 ACTIVATIONS: dict[str, Any] = {
@@ -27,6 +26,7 @@ ACTIVATIONS: dict[str, Any] = {
     "gelu": nn.GELU,
 }
 CONV_DROPOUT, DENSE_DROPOUT, POOL_SIZE = 0.25, 0.5, 2
+KERAS_LR, KERAS_MOMENTUM = 0.01, 0.0  # the Keras lab's SGD(learning_rate=0.01), no momentum
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01  # Keras' epsilon and 1 - its momentum 0.99
 
 
@@ -93,7 +93,6 @@ class KerasCNN(nn.Module):
         kernel_size: int = 3,
         dense_layers: int = 3,
         dense_units: int = 128,
-        num_classes: int = 10,
     ) -> None:
         super().__init__()
         act = choice("activation", activation, ACTIVATIONS)
@@ -119,7 +118,7 @@ class KerasCNN(nn.Module):
             layers[name("batch_normalization")] = nn.BatchNorm1d(dense_units, eps=BN_EPS, momentum=BN_MOMENTUM)
             layers[name("dropout")] = Dropout(DENSE_DROPOUT)
             features = dense_units
-        layers[name("dense")] = activated(nn.Linear(features, num_classes), nn.LogSoftmax(dim=-1))
+        layers[name("dense")] = activated(nn.Linear(features, NUM_CLASSES), nn.LogSoftmax(dim=-1))
         self.layers = nn.Sequential(layers)
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
@@ -130,65 +129,6 @@ class KerasCNN(nn.Module):
         return self.layers(x)
 
 
-class KerasNet(Classifier):
-    """:class:`KerasCNN` trained like :class:`lab_cnn.LabNet` (same loop, metrics and logs).
-
-    Args:
-        activation: relu, sigmoid, tanh, leaky_relu, elu or gelu, for Conv2D and hidden Dense layers.
-        conv_layers: number of Conv2D blocks.
-        filters: filters of every Conv2D.
-        kernel_size: side of every Conv2D kernel.
-        dense_layers: number of hidden Dense blocks.
-        dense_units: units of every hidden Dense.
-        lr: SGD learning rate (the Keras lab: 0.01).
-        momentum: SGD momentum (the Keras lab: none).
-        steps_per_call: optimizer steps (batches) per Lightning training step; more is faster on a GPU.
-    """
-
-    def __init__(
-        self,
-        activation: str = "relu",
-        conv_layers: int = 2,
-        filters: int = 64,
-        kernel_size: int = 3,
-        dense_layers: int = 3,
-        dense_units: int = 128,
-        lr: float = 0.01,
-        momentum: float = 0.0,
-        steps_per_call: int = 1,
-    ) -> None:
-        net = KerasCNN(activation, conv_layers, filters, kernel_size, dense_layers, dense_units)
-        super().__init__(net, lr, momentum, steps_per_call)
-        self.save_hyperparameters()
-
-
-def to_torch(keras_model: Any) -> KerasNet:
-    """A :class:`KerasNet` (in eval mode) carrying the Keras model's weights and BatchNorm statistics."""
-    convs = [l for l in keras_model.layers if type(l).__name__ == "Conv2D"]
-    denses = [l for l in keras_model.layers if type(l).__name__ == "Dense"]
-    net = KerasNet(
-        activation=convs[0].get_config()["activation"],
-        conv_layers=len(convs),
-        filters=convs[0].filters,
-        kernel_size=convs[0].kernel_size[0],
-        dense_layers=len(denses) - 1,
-        dense_units=denses[0].units,
-    )
-    torch_layers = dict(net.net.layers.named_children())
-    with torch.no_grad():
-        for layer in keras_model.layers:
-            weights = [torch.from_numpy(w) for w in layer.get_weights()]
-            if not weights:
-                continue
-            target = torch_layers[layer.name]
-            kind = type(layer).__name__
-            if kind == "Conv2D":
-                target.layer.weight.copy_(weights[0].permute(3, 2, 0, 1))
-                target.layer.bias.copy_(weights[1])
-            elif kind == "Dense":
-                target.layer.weight.copy_(weights[0].T)
-                target.layer.bias.copy_(weights[1])
-            elif kind == "BatchNormalization":
-                for param, value in zip((target.weight, target.bias, target.running_mean, target.running_var), weights):
-                    param.copy_(value)
-    return net.eval()
+# The net each model class of this package builds from its own arguments (besides the training recipe,
+# lab_cnn.errors.check_recipe): `lab-cnn summary` builds just the net, without importing Lightning.
+MODEL_NETS: dict[str, type[nn.Module]] = {"KerasNet": KerasCNN}

@@ -1,0 +1,35 @@
+"""Keras (TensorFlow) and PyTorch in one process.
+
+TensorFlow 2.20+ loads its library with RTLD_GLOBAL, so a triton imported after it (torch imports
+triton lazily, through Lightning, torchvision or torch.compile) binds to TensorFlow's LLVM and the
+process dies with a segmentation fault (TensorFlow issue 124205). Loading triton's own library with
+RTLD_DEEPBIND first makes it use its own symbols; the import of triton then finds it loaded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.abc
+import importlib.util
+import os
+import sys
+
+
+class TritonAfterTensorFlow(importlib.abc.MetaPathFinder):
+    """Before triton is imported in a process that has TensorFlow, loads triton's library deep-bound.
+    Finds nothing itself: the import goes on as usual."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "triton" and "tensorflow" in sys.modules:
+            sys.meta_path.remove(self)  # once, and not while looking triton up below
+            spec = importlib.util.find_spec("triton")
+            library = os.path.join(os.path.dirname(spec.origin), "_C", "libtriton.so") if spec and spec.origin else ""
+            if os.path.isfile(library):
+                ctypes.CDLL(library, mode=os.RTLD_NOW | os.RTLD_DEEPBIND)
+        return None
+
+
+def allow_tensorflow_beside_torch() -> None:
+    """Install the finder (once per process), unless triton is loaded already (then nothing can crash)."""
+    if "triton" not in sys.modules and not any(isinstance(f, TritonAfterTensorFlow) for f in sys.meta_path):
+        sys.meta_path.insert(0, TritonAfterTensorFlow())

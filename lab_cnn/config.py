@@ -1,0 +1,84 @@
+"""YAML files a user names (run configs, study files): read, or refused in one line naming the file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab_cnn.errors import UserError, first_line
+
+
+def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
+    """The mapping in ``path`` (empty for an empty file); every way it can be unreadable is a UserError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a {what}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not a text file (byte {e.start} is not UTF-8); a {what} is YAML text") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror})") from None
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({first_line(e)})") from None
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise UserError(f"{path}: a {what} is a mapping of keys to values, not a YAML {type(spec).__name__}")
+    return spec
+
+
+def config_paths(argv: list[str]) -> list[str]:
+    """The files given with ``-c``/``--config`` in ``argv``, in order."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("-c", "--config", action="append", default=[])
+    return pre.parse_known_args(argv)[0].config
+
+
+def read_configs(argv: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Every config file of ``argv``, read; checked that they name one model class between them."""
+    configs = [(path, read_yaml(Path(path))) for path in config_paths(argv)]
+    model_class_path(configs, argv)
+    return configs
+
+
+def model_class_path(configs: list[tuple[str, dict[str, Any]]], argv: list[str]) -> str | None:
+    """The model class named by the configs (``model.class_path``) and the command line (``--model X``,
+    ``--model.class_path X``). Two different classes are refused, naming where each came from: a
+    later one would silently keep the earlier one's arguments. Classes are compared by name."""
+    named: list[tuple[str, str]] = []
+    for path, config in configs:
+        model = config.get("model")
+        class_path = model.get("class_path") if isinstance(model, dict) else model
+        if isinstance(class_path, str):
+            named.append((path, class_path))
+    for i, arg in enumerate(argv):
+        flag, _, value = arg.partition("=")
+        if flag in ("--model", "--model.class_path") and (value or i + 1 < len(argv)):
+            value = value or argv[i + 1]
+            if not value.lstrip().startswith("{"):
+                named.append((f"{flag} {value}", value))
+    names = {class_path.rsplit(".", 1)[-1] for _, class_path in named}
+    if len(names) > 1:
+        (first, a), (second, b) = named[0], next(n for n in named if n[1].rsplit(".", 1)[-1] != named[0][1].rsplit(".", 1)[-1])
+        raise UserError(
+            f"{first} names the model {a} and {second} names {b}: one run trains one model; give one model config "
+            "(trainer configs such as configs/trainer/gpu.yaml stack with it)"
+        )
+    return named[-1][1] if named else None
+
+
+def model_init_args(configs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The model's arguments from the configs, later files overriding earlier ones."""
+    merged: dict[str, Any] = {}
+    for _, config in configs:
+        model = config.get("model")
+        if isinstance(model, dict):
+            merged.update(model.get("init_args") or {})
+    return merged
