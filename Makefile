@@ -11,7 +11,7 @@ EPOCHS ?= 1
 BIN := $(VENV)/bin
 LAB := $(BIN)/lab-cnn
 
-.PHONY: help setup data train train-gpu test study bench tensorboard clean distclean
+.PHONY: help setup data train train-gpu test lint study bench tensorboard clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,8 +32,12 @@ train: data ## Train the lab's PyTorch net (CONFIG, default configs/baseline.yam
 train-gpu: data ## Train CONFIG on one GPU with bf16 mixed precision (configs/trainer/gpu.yaml)
 	$(LAB) fit --config $(CONFIG) --config configs/trainer/gpu.yaml --data.data_dir $(DATA_DIR)
 
-test: data ## Run the fast test suite (not the tests marked slow)
+test: lint data ## Lint, then run the fast test suite (not the tests marked slow or gpu)
 	$(BIN)/python -m pytest -q
+
+lint: setup ## Check the code with ruff (rules and line length in pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 study: data ## Run a study (STUDY, default configs/studies/lab.yaml; SEEDS, default 1) and write reports/<study>/
 	$(LAB) study $(STUDY) --seeds $(SEEDS) --data-dir $(DATA_DIR)

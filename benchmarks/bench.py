@@ -40,29 +40,71 @@ def lab_cnn_fit(config: str, gpu: bool) -> list[str]:
     """The real CLI (``python -m lab_cnn`` is ``lab-cnn``), with a callback that times its training loop."""
     extra = ["--config", str(REPO / "configs/trainer/gpu.yaml")] if gpu else []
     return [
-        sys.executable, "-m", "lab_cnn", "fit", "--config", str(REPO / config), *extra, "--name", "bench",
-        "--trainer.max_epochs", "{epochs}", "--data.data_dir", "{data_dir}", "{limit_fit}",
-        "--trainer.callbacks+=benchmarks.loop_timer.LoopTimer", "--trainer.callbacks.path", "{result}",
+        sys.executable,
+        "-m",
+        "lab_cnn",
+        "fit",
+        "--config",
+        str(REPO / config),
+        *extra,
+        "--name",
+        "bench",
+        "--trainer.max_epochs",
+        "{epochs}",
+        "--data.data_dir",
+        "{data_dir}",
+        "{limit_fit}",
+        "--trainer.callbacks+=benchmarks.loop_timer.LoopTimer",
+        "--trainer.callbacks.path",
+        "{result}",
     ]
 
 
 def cases(gpu: bool) -> list[Case]:
     device = ["--device", "cuda" if gpu else "cpu"]
-    plain = [sys.executable, "-m", "benchmarks.plain", *device, "--epochs", "{epochs}", "--data-dir", "{data_dir}", "{limit_plain}",
-             "--result", "{result}"]
+    plain = [
+        sys.executable,
+        "-m",
+        "benchmarks.plain",
+        *device,
+        "--epochs",
+        "{epochs}",
+        "--data-dir",
+        "{data_dir}",
+        "{limit_plain}",
+        "--result",
+        "{result}",
+    ]
     return [
         Case("a", "(a) lab-cnn fit, lab net", lab_cnn_fit("configs/baseline.yaml", gpu)),
         Case("b", "(b) plain loop, in-memory tensors", [*plain, "--loader", "tensors"]),
         Case("c", "(c) plain loop, torchvision MNIST", [*plain, "--loader", "torchvision"]),
         Case("a_port", "(a) lab-cnn fit, Keras net port", lab_cnn_fit("configs/keras_relu.yaml", gpu)),
-        Case("d", "(d) Keras model.fit, Keras net", [sys.executable, "-m", "benchmarks.keras_fit", "--epochs", "{epochs}", "--data-dir", "{data_dir}", "--result", "{result}"]),
+        Case(
+            "d",
+            "(d) Keras model.fit, Keras net",
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.keras_fit",
+                "--epochs",
+                "{epochs}",
+                "--data-dir",
+                "{data_dir}",
+                "--result",
+                "{result}",
+            ],
+        ),
     ]
 
 
 def run_case(case: Case, epochs: int, limit: int | None, data_dir: str, env: dict[str, str]) -> dict:
     """Runs one case as a child process in a temporary folder (its logs go with it): its own timings
     plus wall time and peak RSS (from wait4). ``limit`` trains on that many batches an epoch (quick checks)."""
-    limits = {"limit_fit": f"--trainer.limit_train_batches={limit}" if limit else "", "limit_plain": f"--limit-batches={limit}" if limit else ""}
+    limits = {
+        "limit_fit": f"--trainer.limit_train_batches={limit}" if limit else "",
+        "limit_plain": f"--limit-batches={limit}" if limit else "",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         filled = [a.format(epochs=epochs, data_dir=data_dir, result=result, **limits) for a in case.argv]
@@ -76,7 +118,12 @@ def run_case(case: Case, epochs: int, limit: int | None, data_dir: str, env: dic
         if child.returncode != 0 or not result.exists():
             return {"title": case.title, "error": f"exit code {child.returncode}"}
         out = json.loads(result.read_text())
-    out.update(title=case.title, process_s=process_s, peak_rss_mb=usage.ru_maxrss / 1024, images_per_s=out["images"] / out["loop_s"])
+    out.update(
+        title=case.title,
+        process_s=process_s,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        images_per_s=out["images"] / out["loop_s"],
+    )
     return out
 
 
@@ -103,8 +150,18 @@ def goals(r: dict[str, dict], gpu: bool, epochs: int) -> list[tuple[str, float |
     if gpu:
         five = epochs == 5
         return [
-            ("training loop (a), lab net, 5 epochs, s", r.get("a", {}).get("loop_s") if five else None, "< 3", lambda v: v < 3),
-            ("training loop (a), Keras net port, 5 epochs, s", r.get("a_port", {}).get("loop_s") if five else None, "< 6", lambda v: v < 6),
+            (
+                "training loop (a), lab net, 5 epochs, s",
+                r.get("a", {}).get("loop_s") if five else None,
+                "< 3",
+                lambda v: v < 3,
+            ),
+            (
+                "training loop (a), Keras net port, 5 epochs, s",
+                r.get("a_port", {}).get("loop_s") if five else None,
+                "< 6",
+                lambda v: v < 6,
+            ),
             ("training loop (c) / (a)", ratio("c", "loop_s", "a", "loop_s"), ">= 2.2", lambda v: v >= 2.2),
         ]
     return [
@@ -118,14 +175,18 @@ def goals(r: dict[str, dict], gpu: bool, epochs: int) -> list[tuple[str, float |
 
 def table(results: dict[str, dict], epochs: int, gpu: bool) -> str:
     lines = [
-        f"| case ({epochs} epoch{'s' * (epochs > 1)}) | training loop s | images/s | whole process s | peak RSS MB | test acc |",
+        f"| case ({epochs} epoch{'s' * (epochs > 1)}) | training loop s | images/s | whole process s | peak RSS MB "
+        "| test acc |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results.values():
         if "error" in r:
             lines.append(f"| {r['title']} | {r['error']} | | | | |")
         else:
-            lines.append(f"| {r['title']} | {r['loop_s']:.2f} | {r['images_per_s']:,.0f} | {r['process_s']:.1f} | {r['peak_rss_mb']:,.0f} | {100 * r['test_acc']:.2f}% |")
+            lines.append(
+                f"| {r['title']} | {r['loop_s']:.2f} | {r['images_per_s']:,.0f} | {r['process_s']:.1f} "
+                f"| {r['peak_rss_mb']:,.0f} | {100 * r['test_acc']:.2f}% |"
+            )
     lines += ["", "| goal | measured | wanted | met |", "| --- | ---: | --- | --- |"]
     for what, value, wanted, ok in goals(results, gpu, epochs):
         shown = "n/a" if value is None else f"{value:.2f}" if value < 100 else f"{value:,.0f}"
@@ -136,10 +197,17 @@ def table(results: dict[str, dict], epochs: int, gpu: bool) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(prog="make bench", description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=1, help="training epochs per case (default 1)")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="where the PyTorch cases train (default cpu)")
+    p.add_argument(
+        "--device", choices=["cpu", "gpu"], default="cpu", help="where the PyTorch cases train (default cpu)"
+    )
     p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw (default data)")
     p.add_argument("--only", default=None, help="comma-separated case keys to run (a,b,c,a_port,d); default all")
-    p.add_argument("--limit-batches", type=int, default=None, help="train lab-cnn and the plain loops on N batches an epoch (a quick check)")
+    p.add_argument(
+        "--limit-batches",
+        type=int,
+        default=None,
+        help="train lab-cnn and the plain loops on N batches an epoch (a quick check)",
+    )
     p.add_argument("--json", default=None, help="JSON file to write (default benchmarks/results-DEVICE.json)")
     p.add_argument("--results-md", default=str(HERE / "RESULTS.md"), help="Markdown file the table is appended to")
     args = p.parse_args()
@@ -162,9 +230,17 @@ def main() -> None:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"\n{report}")
     out = Path(args.json or HERE / f"results-{args.device}.json")
-    out.write_text(json.dumps({"when": when, "machine": versions(), "command": command, "epochs": args.epochs, "results": results}, indent=2))
+    out.write_text(
+        json.dumps(
+            {"when": when, "machine": versions(), "command": command, "epochs": args.epochs, "results": results},
+            indent=2,
+        )
+    )
     with open(args.results_md, "a") as f:
-        f.write(f"\n## {when}: {args.device.upper()}, {args.epochs} epoch(s)\n\nMachine: {versions()}.  \nCommand: `{command}`.\n\n{report}\n")
+        f.write(
+            f"\n## {when}: {args.device.upper()}, {args.epochs} epoch(s)\n\n"
+            f"Machine: {versions()}.  \nCommand: `{command}`.\n\n{report}\n"
+        )
     print(f"\nWritten: {out}, appended to {args.results_md}")
 
 

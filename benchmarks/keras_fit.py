@@ -20,7 +20,9 @@ def main() -> None:
     keras.utils.set_random_seed(1)  # the lab sets no seed; op determinism stays off, as in the lab
     x, y = keras_arrays(args.data_dir, train=True)
     model = build_model()
-    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(learning_rate=0.01), metrics=["accuracy"])
+    model.compile(
+        loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(learning_rate=0.01), metrics=["accuracy"]
+    )
     start = clock()
     model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=False, verbose=0)
     loop_s = clock() - start

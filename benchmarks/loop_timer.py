@@ -22,7 +22,9 @@ class LoopTimer(Callback):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.started = clock(pl_module.device)
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self.images += len(batch[0])
 
     def _stop(self, pl_module: LightningModule) -> None:
@@ -37,4 +39,6 @@ class LoopTimer(Callback):
         self._stop(pl_module)
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        write_result(self.path, loop_s=self.loop_s, images=self.images, test_acc=float(trainer.callback_metrics["test/acc"]))
+        write_result(
+            self.path, loop_s=self.loop_s, images=self.images, test_acc=float(trainer.callback_metrics["test/acc"])
+        )

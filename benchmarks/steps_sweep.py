@@ -45,14 +45,28 @@ def main() -> None:
             for k in map(int, args.steps.split(",")):
                 L.seed_everything(1, verbose=False)
                 timer = EpochClock()
-                trainer = L.Trainer(accelerator=args.accelerator, devices=1, precision=precision, max_epochs=args.epochs, logger=False,
-                                    enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                                    limit_val_batches=0, callbacks=[timer])
-                trainer.fit(model_class(steps_per_call=k), MNISTDataModule(args.data_dir, normalize=normalize, shuffle=shuffle))
+                trainer = L.Trainer(
+                    accelerator=args.accelerator,
+                    devices=1,
+                    precision=precision,
+                    max_epochs=args.epochs,
+                    logger=False,
+                    enable_checkpointing=False,
+                    enable_progress_bar=False,
+                    enable_model_summary=False,
+                    limit_val_batches=0,
+                    callbacks=[timer],
+                )
+                trainer.fit(
+                    model_class(steps_per_call=k), MNISTDataModule(args.data_dir, normalize=normalize, shuffle=shuffle)
+                )
                 later = timer.seconds[1:] or timer.seconds
                 acc = float(trainer.callback_metrics["train/acc"])
-                print(f"| {name} | {precision} | {k} | {timer.seconds[0]:.3f} | {sum(later) / len(later):.3f} | {100 * acc:.2f}% |",
-                      flush=True)
+                print(
+                    f"| {name} | {precision} | {k} | {timer.seconds[0]:.3f} | {sum(later) / len(later):.3f} "
+                    f"| {100 * acc:.2f}% |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,12 @@ import lab_cnn  # noqa: F401 - lets TensorFlow and torch share the process (lab_
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __all__ = ["KerasCNN", "KerasNet", "build_model", "to_torch"]
-WHERE = {"KerasCNN": "keras_parity.nets", "KerasNet": "keras_parity.module", "to_torch": "keras_parity.module",
-         "build_model": "keras_parity.keras_model"}
+WHERE = {
+    "KerasCNN": "keras_parity.nets",
+    "KerasNet": "keras_parity.module",
+    "to_torch": "keras_parity.module",
+    "build_model": "keras_parity.keras_model",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -39,13 +39,23 @@ def parser() -> ArgumentParser:
     p.add_argument("--mode", choices=["train", "test", "summary"], required=True, help="what to do")
     p.add_argument("--batch-size", type=whole_number, default=128, help="images per batch (default 128)")
     p.add_argument("--epochs", type=whole_number, default=5, help="training epochs (default 5)")
-    p.add_argument("--model_path", "--model-path", default="models/mnist_cnn.keras", help="the .keras file to write or read")
-    p.add_argument("--activation", choices=list(ACTIVATIONS), default="relu", help="Conv2D/Dense activation (default relu)")
+    p.add_argument(
+        "--model_path", "--model-path", default="models/mnist_cnn.keras", help="the .keras file to write or read"
+    )
+    p.add_argument(
+        "--activation", choices=list(ACTIVATIONS), default="relu", help="Conv2D/Dense activation (default relu)"
+    )
     p.add_argument("--conv-layers", type=whole_number, default=2, help="number of conv blocks (default 2)")
-    p.add_argument("--seed", type=seed_number, default=1, help=f"seed of Python, NumPy and TensorFlow, 0..{MAX_SEED} (default 1)")
+    p.add_argument(
+        "--seed", type=seed_number, default=1, help=f"seed of Python, NumPy and TensorFlow, 0..{MAX_SEED} (default 1)"
+    )
     p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw (default data; fetched if missing)")
-    p.add_argument("--run", default=None, help=f"TensorBoard folder under {KERAS_LOG_DIR}/ (default: the model file's name)")
-    p.add_argument("--limit-batches", type=whole_number, default=None, help="train on the first N batches only (quick checks)")
+    p.add_argument(
+        "--run", default=None, help=f"TensorBoard folder under {KERAS_LOG_DIR}/ (default: the model file's name)"
+    )
+    p.add_argument(
+        "--limit-batches", type=whole_number, default=None, help="train on the first N batches only (quick checks)"
+    )
     return p
 
 
@@ -67,11 +77,15 @@ def checked_model_path(path: str, writing: bool) -> Path:
     """``--model_path``: a ``.keras`` file; to write it, a folder that exists or can be made, and can be written."""
     model_path = Path(path)
     if model_path.suffix != ".keras":
-        raise UserError(f"--model_path: {path!r} is not allowed; Keras 3 saves models as .keras files, e.g. models/mnist_cnn.keras")
+        raise UserError(
+            f"--model_path: {path!r} is not allowed; Keras 3 saves models as .keras files, e.g. models/mnist_cnn.keras"
+        )
     if writing:
         if model_path.is_dir():
             raise UserError(f"--model_path: {path} is a folder; give a .keras file name")
-        existing = next(p for p in [model_path.parent, *model_path.parent.parents] if p.exists() or p == Path(p.anchor or "."))
+        existing = next(
+            p for p in [model_path.parent, *model_path.parent.parents] if p.exists() or p == Path(p.anchor or ".")
+        )
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise UserError(f"--model_path: {path} cannot be written ({existing} is not a folder this user can write)")
     elif not model_path.is_file():
@@ -113,7 +127,13 @@ def scalar_logger(log_dir: Path):
 def hyperparameters(args) -> dict[str, float | int | str]:
     """The run's knobs under the names KerasNet (the port) gives them, for TensorBoard's HParams table."""
     defaults = {k: p.default for k, p in inspect.signature(KerasCNN).parameters.items()}
-    return {**defaults, "activation": args.activation, "conv_layers": args.conv_layers, "lr": KERAS_LR, "momentum": KERAS_MOMENTUM}
+    return {
+        **defaults,
+        "activation": args.activation,
+        "conv_layers": args.conv_layers,
+        "lr": KERAS_LR,
+        "momentum": KERAS_MOMENTUM,
+    }
 
 
 def train(args) -> None:
@@ -128,33 +148,42 @@ def train(args) -> None:
         x, y = x[: args.limit_batches * args.batch_size], y[: args.limit_batches * args.batch_size]
     steps = math.ceil(len(x) / args.batch_size)  # optimizer steps per epoch: lab-cnn's x-axis
     model = build_model(activation=args.activation, conv_layers=args.conv_layers)
-    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(learning_rate=KERAS_LR, momentum=KERAS_MOMENTUM),
-                  metrics=["accuracy"])
+    model.compile(
+        loss="categorical_crossentropy",
+        optimizer=keras.optimizers.SGD(learning_rate=KERAS_LR, momentum=KERAS_MOMENTUM),
+        metrics=["accuracy"],
+    )
     board = keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=1, write_graph=True)
     log = scalar_logger(log_dir)
     same_names = keras.callbacks.LambdaCallback(
         on_train_begin=lambda logs: log(0, {"model/params": model.count_params()}),
         on_epoch_begin=lambda epoch, logs: log(epoch * steps, {"lr-SGD": float(model.optimizer.learning_rate)}),
-        on_epoch_end=lambda epoch, logs: log((epoch + 1) * steps, {"train/loss": logs["loss"], "train/acc": logs["accuracy"]}),
+        on_epoch_end=lambda epoch, logs: log(
+            (epoch + 1) * steps, {"train/loss": logs["loss"], "train/acc": logs["accuracy"]}
+        ),
     )
-    model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=False, callbacks=[board, same_names], verbose=2)
+    model.fit(
+        x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=False, callbacks=[board, same_names], verbose=2
+    )
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(model_path)
     print(f"Saved the model to {model_path}; TensorBoard logs in {log_dir}")
 
 
 def test(args) -> None:
-    from keras_parity.keras_model import tf  # first: it keeps TensorFlow's start-up log quiet
-
     from tensorboard.plugins.hparams import api as hp
+
+    from keras_parity.keras_model import tf  # first: it keeps TensorFlow's start-up log quiet
 
     model = load(checked_model_path(args.model_path, writing=False))
     log_dir = run_dir(args)
     x, y = keras_arrays(args.data_dir, train=False)
     loss, accuracy = model.evaluate(x, y, batch_size=args.batch_size, verbose=0)
     step = trained_steps(log_dir)
-    scalar_logger(log_dir)(step, {"test/loss": loss, "test/acc": accuracy, "test/images": len(x),
-                                  "hp/test_loss": loss, "hp/test_acc": accuracy})
+    scalar_logger(log_dir)(
+        step,
+        {"test/loss": loss, "test/acc": accuracy, "test/images": len(x), "hp/test_loss": loss, "hp/test_acc": accuracy},
+    )
     with tf.summary.create_file_writer(str(log_dir)).as_default():
         hp.hparams(hyperparameters(args))
     print(f"Test loss: {loss}")
@@ -170,7 +199,11 @@ def trained_steps(log_dir: Path) -> int:
 
     events = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
     events.Reload()
-    return max((e.step for e in events.Tensors("train/loss")), default=0) if "train/loss" in events.Tags()["tensors"] else 0
+    return (
+        max((e.step for e in events.Tensors("train/loss")), default=0)
+        if "train/loss" in events.Tags()["tensors"]
+        else 0
+    )
 
 
 def summary(args) -> None:

@@ -45,8 +45,8 @@ class KerasNet(Classifier):
 
 def to_torch(keras_model: Any) -> KerasNet:
     """A :class:`KerasNet` (in eval mode) carrying the Keras model's weights and BatchNorm statistics."""
-    convs = [l for l in keras_model.layers if type(l).__name__ == "Conv2D"]
-    denses = [l for l in keras_model.layers if type(l).__name__ == "Dense"]
+    convs = [layer for layer in keras_model.layers if type(layer).__name__ == "Conv2D"]
+    denses = [layer for layer in keras_model.layers if type(layer).__name__ == "Dense"]
     net = KerasNet(
         activation=convs[0].get_config()["activation"],
         conv_layers=len(convs),

@@ -53,7 +53,9 @@ def find(value: str, run_dir: Path) -> Path:
     if value == "last":
         return newest_last_checkpoint(run_dir)[1]
     if value in LIGHTNING_NAMES or value.startswith("registry:"):
-        raise UserError(f"--ckpt_path {value}: Lightning knows that checkpoint only within one fit; give a checkpoint file, or last")
+        raise UserError(
+            f"--ckpt_path {value}: Lightning knows that checkpoint only within one fit; give a checkpoint file, or last"
+        )
     path = Path(value)
     if path.is_dir():
         raise UserError(f"--ckpt_path: {value} is a folder; give a checkpoint file, e.g. {path / LAST_CHECKPOINT}")
@@ -68,9 +70,13 @@ def load(path: Path) -> Checkpoint:
     try:
         content = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError:
-        raise UserError(f"--ckpt_path: {path} refused: it holds more than weights, and loading it could run code") from None
+        raise UserError(
+            f"--ckpt_path: {path} refused: it holds more than weights, and loading it could run code"
+        ) from None
     except Exception as e:  # noqa: BLE001 - whatever makes a file unreadable, the user gets one line
-        raise UserError(f"--ckpt_path: {path} is not a readable checkpoint ({type(e).__name__}: {first_line(e)})") from None
+        raise UserError(
+            f"--ckpt_path: {path} is not a readable checkpoint ({type(e).__name__}: {first_line(e)})"
+        ) from None
     if isinstance(content, dict) and isinstance(content.get("state_dict"), dict):
         return Checkpoint(path, content["state_dict"], lightning=True)
     if isinstance(content, dict) and content and all(isinstance(v, Tensor) for v in content.values()):
@@ -92,7 +98,8 @@ def matching_state_dict(model: nn.Module, checkpoint: Checkpoint) -> dict[str, T
         if mine is None or given is None or mine.shape != given.shape:
             shape = lambda t: "missing" if t is None else tuple(t.shape)  # noqa: E731
             raise UserError(
-                f"--ckpt_path: {checkpoint.path} does not fit this model: {key} is {shape(given)} in the checkpoint and "
+                f"--ckpt_path: {checkpoint.path} does not fit this model: {key} is {shape(given)} in the checkpoint "
+                f"and "
                 f"{shape(mine)} in the model; use the config (and overrides) it was trained with"
             )
     return theirs

@@ -27,12 +27,18 @@ LIGHTNING_COMMANDS = {
 
 def usage(prog: str) -> str:
     rows = [*LIGHTNING_COMMANDS.items(), *((name, text) for name, (_, text) in COMMANDS.items())]
-    return "\n".join([
-        f"usage: {prog} COMMAND [options]    ({prog} COMMAND --help for its options)", "",
-        "The lab's MNIST CNNs in PyTorch Lightning.", "", "commands:",
-        *(f"  {name:<10} {text}" for name, text in rows), "",
-        f"example: {prog} fit --config configs/baseline.yaml",
-    ])
+    return "\n".join(
+        [
+            f"usage: {prog} COMMAND [options]    ({prog} COMMAND --help for its options)",
+            "",
+            "The lab's MNIST CNNs in PyTorch Lightning.",
+            "",
+            "commands:",
+            *(f"  {name:<10} {text}" for name, text in rows),
+            "",
+            f"example: {prog} fit --config configs/baseline.yaml",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,11 +58,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def unknown_command(name: str) -> None:
-    raise UserError(f"{name}: unknown command; {did_you_mean(name, [*LIGHTNING_COMMANDS, *COMMANDS]).replace('key', 'command')}")
+    raise UserError(
+        f"{name}: unknown command; {did_you_mean(name, [*LIGHTNING_COMMANDS, *COMMANDS]).replace('key', 'command')}"
+    )
 
 
 def run() -> None:
-    """The console commands (``lab-cnn``, ``lightning``, ``python -m lab_cnn``): :func:`main` in a process of its own."""
+    """The console commands (``lab-cnn``, ``lightning``, ``python -m lab_cnn``): :func:`main` in a process
+    of its own."""
     # The objects imported for a command live until exit: keeping them out of the garbage collector's
     # full passes saves walking them again and again, and once more at exit.
     gc.freeze()

@@ -68,15 +68,21 @@ def summary_command(argv: list[str]) -> None:
     from lab_cnn.summary import format_summary
 
     parser = jsonargparse.ArgumentParser(
-        prog="lab-cnn summary", exit_on_error=False, allow_abbrev=False,
+        prog="lab-cnn summary",
+        exit_on_error=False,
+        allow_abbrev=False,
         description="Print each layer's output shape and parameter count of a config's model (no data needed). "
         f"Model knobs can be overridden, e.g. --model.kernel_size 3. The model: {class_path}.",
     )
-    parser.add_argument("-c", "--config", action="append", default=[], help="a lab-cnn config file, e.g. configs/baseline.yaml")
+    parser.add_argument(
+        "-c", "--config", action="append", default=[], help="a lab-cnn config file, e.g. configs/baseline.yaml"
+    )
     parser.add_class_arguments(net_class, "model", instantiate=False, fail_untyped=False)
     hints = typing.get_type_hints(check_recipe)
     for name, parameter in inspect.signature(check_recipe).parameters.items():
-        parser.add_argument(f"--model.{name}", type=hints[name], default=parameter.default, help="training recipe (not shown)")
+        parser.add_argument(
+            f"--model.{name}", type=hints[name], default=parameter.default, help="training recipe (not shown)"
+        )
     try:
         values = parser.parse_args(model_arguments(argv, model_init_args(configs))).model.as_dict()
     except argparse.ArgumentError as e:
@@ -102,19 +108,38 @@ def study_command(argv: list[str]) -> None:
     parser = ArgumentParser(
         prog="lab-cnn study",
         description="Run every variant of a study (configs/studies/*.yaml), each in its own process, record each run's "
-        "numbers in reports/<study>/runs.json, and write reports/<study>/report.md with the lab's tables and PNG plots. "
+        "numbers in reports/<study>/runs.json, and write reports/<study>/report.md with the lab's tables and PNG "
+        "plots. "
         "Runs recorded before are not rerun; Ctrl-C stops, and the same command goes on where it stopped.",
     )
     parser.add_argument("study", help="a study file, e.g. configs/studies/lab.yaml")
-    parser.add_argument("--seeds", type=whole_number, default=1,
-                        help="run each variant with seeds 1..N: mean, standard deviation and a t-test per conclusion (default 1)")
-    parser.add_argument("--force", action="store_true", help="rerun variants that finished before; replace a report of other settings")
-    parser.add_argument("--epochs", type=whole_number, default=None,
-                        help="training epochs of every variant (default: the study file's, else 5)")
-    parser.add_argument("--limit-batches", type=whole_number, default=None,
-                        help="train (and for lab-cnn, validate and test) on N batches only: quick checks")
-    parser.add_argument("--out", default=None, help="report folder (default reports/<study>, or reports/<study>-<settings> "
-                        "when --epochs or --limit-batches change the study file's settings)")
+    parser.add_argument(
+        "--seeds",
+        type=whole_number,
+        default=1,
+        help="run each variant with seeds 1..N: mean, standard deviation and a t-test per conclusion (default 1)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="rerun variants that finished before; replace a report of other settings"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=whole_number,
+        default=None,
+        help="training epochs of every variant (default: the study file's, else 5)",
+    )
+    parser.add_argument(
+        "--limit-batches",
+        type=whole_number,
+        default=None,
+        help="train (and for lab-cnn, validate and test) on N batches only: quick checks",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="report folder (default reports/<study>, or reports/<study>-<settings> "
+        "when --epochs or --limit-batches change the study file's settings)",
+    )
     parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw (default data)")
     args = parser.parse_args(argv)
     study = load_study(args.study)
@@ -126,7 +151,9 @@ def study_command(argv: list[str]) -> None:
     write_report(folder)
     print(f"Report: {folder / 'report.md'} (plots beside it)")
     if failures:
-        raise UserError(f"{len(failures)} runs failed ({'; '.join(failures)}); see {folder / 'report.md'} and {folder / 'logs'}")
+        raise UserError(
+            f"{len(failures)} runs failed ({'; '.join(failures)}); see {folder / 'report.md'} and {folder / 'logs'}"
+        )
 
 
 def report_command(argv: list[str]) -> None:

@@ -66,7 +66,10 @@ def model_class_path(configs: list[tuple[str, dict[str, Any]]], argv: list[str])
                 named.append((f"{flag} {value}", value))
     names = {class_path.rsplit(".", 1)[-1] for _, class_path in named}
     if len(names) > 1:
-        (first, a), (second, b) = named[0], next(n for n in named if n[1].rsplit(".", 1)[-1] != named[0][1].rsplit(".", 1)[-1])
+        (first, a), (second, b) = (
+            named[0],
+            next(n for n in named if n[1].rsplit(".", 1)[-1] != named[0][1].rsplit(".", 1)[-1]),
+        )
         raise UserError(
             f"{first} names the model {a} and {second} names {b}: one run trains one model; give one model config "
             "(trainer configs such as configs/trainer/gpu.yaml stack with it)"

@@ -52,7 +52,9 @@ class BatchOrder(DistributedSampler):
     permutation is drawn from ``seed + epoch`` (a resumed run sees the same order); with several
     processes each takes its share, as DistributedSampler does, so Lightning does not wrap it."""
 
-    def __init__(self, data: TensorBatches, batch_size: int, shuffle: bool, seed: int, num_replicas: int, rank: int) -> None:
+    def __init__(
+        self, data: TensorBatches, batch_size: int, shuffle: bool, seed: int, num_replicas: int, rank: int
+    ) -> None:
         super().__init__(data, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
         self.batch_size, self.device = batch_size, data.labels.device
 

@@ -104,7 +104,9 @@ def describe_parse_error(message: str, keys: Iterable[str]) -> str:
         return " ".join(message.split())
     start, inner = found[-1]
     depth = indent(lines[start])
-    block = "\n".join([lines[start], *takewhile(lambda line: not line.strip() or indent(line) > depth, lines[start + 1 :])])
+    block = "\n".join(
+        [lines[start], *takewhile(lambda line: not line.strip() or indent(line) > depth, lines[start + 1 :])]
+    )
     value = re.search(r"Given value: (.+)", block) or re.search(r"Got value: (.+)", block)
     if not value:
         return " ".join(message.split())
@@ -122,7 +124,9 @@ def allowed(block: str) -> str:
     if literals:
         return "one of " + ", ".join(dict.fromkeys(v.strip() for group in literals for v in group.split(",")))
     subtypes = re.search(r"Subtypes: \[(.+)\]", block)
-    types = subtypes.group(1).split(", ") if subtypes else re.findall(r"Expected a (<class '[\w.]+'>|[\w.\[\]]+)", block)
+    types = (
+        subtypes.group(1).split(", ") if subtypes else re.findall(r"Expected a (<class '[\w.]+'>|[\w.\[\]]+)", block)
+    )
     return " or ".join(dict.fromkeys(type_name(t) for t in types)) or "see --help for its type"
 
 

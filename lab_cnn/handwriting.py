@@ -96,7 +96,10 @@ def digit_mask(ink: np.ndarray) -> np.ndarray | None:
     near = np.zeros(count + 1, dtype=bool)
     for label, (r, c) in enumerate(ndimage.find_objects(pieces), start=1):
         centre_r, centre_c = (r.start + r.stop) / 2, (c.start + c.stop) / 2
-        inside = rows.start - height / 2 <= centre_r <= rows.stop + height / 2 and cols.start - width / 2 <= centre_c <= cols.stop + width / 2
+        inside = (
+            rows.start - height / 2 <= centre_r <= rows.stop + height / 2
+            and cols.start - width / 2 <= centre_c <= cols.stop + width / 2
+        )
         near[label] = label == main or (inside and sizes[label - 1] >= 0.05 * sizes[main - 1])
     return mask & near[pieces]
 
@@ -121,7 +124,9 @@ def mnist_style(image: Image.Image) -> tuple[np.ndarray, str | None]:
     if max(height, width) < SMALLEST_DIGIT * min(ink.shape):
         warning = f"the digit found is only {found}: is it there, and large enough?"
     elif width > 2 * height or mask[top:bottom, left:right].mean() > 0.8:
-        warning = f"what was found ({found}, {100 * mask[top:bottom, left:right].mean():.0f}% ink) does not look like a digit"
+        warning = (
+            f"what was found ({found}, {100 * mask[top:bottom, left:right].mean():.0f}% ink) does not look like a digit"
+        )
     scale = DIGIT_BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = np.asarray(Image.fromarray(crop * 255).convert("L").resize(size, Image.LANCZOS), dtype=np.float32)
@@ -135,7 +140,11 @@ def mnist_style(image: Image.Image) -> tuple[np.ndarray, str | None]:
 
 def image_files(path: str) -> list[Path]:
     """The files of a folder, or those a glob matches, sorted."""
-    return sorted(p for p in Path(path).iterdir() if p.is_file()) if Path(path).is_dir() else sorted(map(Path, glob.glob(path)))
+    return (
+        sorted(p for p in Path(path).iterdir() if p.is_file())
+        if Path(path).is_dir()
+        else sorted(map(Path, glob.glob(path)))
+    )
 
 
 def load_digits(path: str) -> list[Digit]:
@@ -159,7 +168,9 @@ def load_digits(path: str) -> list[Digit]:
     return digits
 
 
-def contact_sheet(digits: list[Digit], predicted: list[int], probability: list[float], path: Path, columns: int = 6) -> None:
+def contact_sheet(
+    digits: list[Digit], predicted: list[int], probability: list[float], path: Path, columns: int = 6
+) -> None:
     """A PNG of every input beside the 28x28 the net saw and its prediction: why a digit was read as it was."""
     cell, text_height = 64, 14
     tile_width, tile_height = 2 * cell + 12, cell + text_height + 8

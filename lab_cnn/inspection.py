@@ -8,8 +8,8 @@ import warnings
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
 import matplotlib
+from lightning.pytorch.loggers import TensorBoardLogger
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -34,7 +34,9 @@ def tensorboard_without_tensorflow() -> None:
 def confusion_figure(matrix: Tensor) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.imshow(matrix.log1p().numpy(), cmap="Blues")
-    for (true, pred), count in zip(torch.cartesian_prod(*[torch.arange(NUM_CLASSES)] * 2).tolist(), matrix.flatten().tolist()):
+    for (true, pred), count in zip(
+        torch.cartesian_prod(*[torch.arange(NUM_CLASSES)] * 2).tolist(), matrix.flatten().tolist()
+    ):
         ax.text(pred, true, str(count), ha="center", va="center", fontsize=7)
     ax.set(xlabel="predicted digit", ylabel="true digit", xticks=range(NUM_CLASSES), yticks=range(NUM_CLASSES))
     ax.set_title(f"Confusion matrix: {int(matrix.trace())}/{int(matrix.sum())} correct")
@@ -53,8 +55,14 @@ def mistakes_figure(images: Tensor, true: Tensor, predicted: Tensor) -> plt.Figu
         ax.imshow(grid[0].numpy(), cmap="gray_r", vmin=0, vmax=1)
         for i, (t, p) in enumerate(zip(true[: len(images)].tolist(), predicted[: len(images)].tolist())):
             row, column = divmod(i, columns)
-            ax.text(pad + column * (size + pad) + size / 2, row * (size + pad) + pad / 2 + 1,
-                    f"true {t}, pred {p}", ha="center", va="center", fontsize=7)
+            ax.text(
+                pad + column * (size + pad) + size / 2,
+                row * (size + pad) + pad / 2 + 1,
+                f"true {t}, pred {p}",
+                ha="center",
+                va="center",
+                fontsize=7,
+            )
     fig.tight_layout()
     return fig
 
@@ -79,7 +87,9 @@ def log_hparams(writer: Any, hparams: dict[str, Any], metrics: dict[str, float])
     """The run's knobs for TensorBoard's HParams table, without an experiment summary: TensorBoard then
     lists the knobs of every run it shows (the Keras runs' too), where one run's summary would decide the
     columns for all. Lightning's own keys (``_class_path``, ...) are left out; lists are shown as text."""
-    values = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items() if not k.startswith("_")}
+    values = {
+        k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items() if not k.startswith("_")
+    }
     _, session_start, session_end = hparams_summary(values, metrics)
     writer.file_writer.add_summary(session_start)
     writer.file_writer.add_summary(session_end)
@@ -118,8 +128,15 @@ class Inspection(L.Callback):
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.mistakes: list[tuple[Tensor, Tensor, Tensor]] = []  # images, true and predicted digits
 
-    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                          batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         """Keeps the first misclassified digits."""
         if sum(len(images) for images, _, _ in self.mistakes) >= MISTAKES_SHOWN:
             return
@@ -142,8 +159,11 @@ class Inspection(L.Callback):
         rows = ["| true \\ predicted | " + " | ".join(map(str, digits)) + " |", "|---" * (NUM_CLASSES + 1) + "|"]
         rows += [f"| {t} | " + " | ".join(map(str, row)) + " |" for t, row in enumerate(matrix.tolist())]
         writer.add_text("test/confusion_counts", "\n".join(rows), step)
-        images, true, predicted = (torch.cat(parts)[:MISTAKES_SHOWN] for parts in zip(*self.mistakes)) if self.mistakes else (
-            torch.zeros(0, 1, IMAGE_SIZE, IMAGE_SIZE), torch.zeros(0), torch.zeros(0))
+        images, true, predicted = (
+            (torch.cat(parts)[:MISTAKES_SHOWN] for parts in zip(*self.mistakes))
+            if self.mistakes
+            else (torch.zeros(0, 1, IMAGE_SIZE, IMAGE_SIZE), torch.zeros(0), torch.zeros(0))
+        )
         writer.add_figure("test/misclassified", mistakes_figure(images, true, predicted), step)
         filters = first_conv_filters(pl_module)
         if filters is not None:

@@ -13,7 +13,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
@@ -59,7 +59,11 @@ def check_devices(config: dict[str, Any]) -> None:
             f"trainer.accelerator: {name!r} but this machine has no CUDA GPU; "
             "leave out configs/trainer/gpu.yaml (or use `make train`) to train on the CPU"
         )
-    if isinstance(name, str) and name in AcceleratorRegistry and not AcceleratorRegistry[name]["accelerator"].is_available():
+    if (
+        isinstance(name, str)
+        and name in AcceleratorRegistry
+        and not AcceleratorRegistry[name]["accelerator"].is_available()
+    ):
         raise UserError(f"trainer.accelerator: {name!r} but this machine has none; leave it out (auto) or use cpu")
     if name in ("gpu", "cuda") and config.get("precision") == "bf16-mixed" and not torch.cuda.is_bf16_supported():
         print("This GPU has no bf16: using precision 16-mixed", file=sys.stderr)
@@ -84,17 +88,34 @@ class LabCLI(LightningCLI):
     def __init__(self, args: list[str] | None, run: bool = True, prog: str = "lab-cnn") -> None:
         self.checkpoint: Checkpoint | None = None
         super().__init__(
-            Classifier, MNISTDataModule, subclass_mode_model=True, args=args, run=run, seed_everything_default=1,
-            parser_kwargs={"prog": prog, "exit_on_error": False, "allow_abbrev": False,
-                           "description": "Train and test the lab's CNNs. More commands: data, summary, study, report."},
+            Classifier,
+            MNISTDataModule,
+            subclass_mode_model=True,
+            args=args,
+            run=run,
+            seed_everything_default=1,
+            parser_kwargs={
+                "prog": prog,
+                "exit_on_error": False,
+                "allow_abbrev": False,
+                "description": "Train and test the lab's CNNs. More commands: data, summary, study, report.",
+            },
             save_config_kwargs={"overwrite": True},
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--name", type=Optional[str], default=None,
-                            help=f"Run folder under {LOG_DIR}/ (default: the first config file's name, or 'default').")
-        parser.add_argument("--inspect", type=bool, default=True,
-                            help="Log per-epoch weight and gradient histograms and the model graph to TensorBoard (false for speed).")
+        parser.add_argument(
+            "--name",
+            type=str | None,
+            default=None,
+            help=f"Run folder under {LOG_DIR}/ (default: the first config file's name, or 'default').",
+        )
+        parser.add_argument(
+            "--inspect",
+            type=bool,
+            default=True,
+            help="Log per-epoch weight and gradient histograms and the model graph to TensorBoard (false for speed).",
+        )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse, with one-line errors; then check the run name and find the checkpoint. The model is built
@@ -114,7 +135,8 @@ class LabCLI(LightningCLI):
         ckpt_path = config.get("ckpt_path")
         if ckpt_path is None and subcommand != "fit":
             raise UserError(
-                f"{subcommand} needs --ckpt_path: a checkpoint of a run (e.g. {LOG_DIR}/<name>/version_0/checkpoints/last.ckpt), "
+                f"{subcommand} needs --ckpt_path: a checkpoint of a run (e.g. "
+                f"{LOG_DIR}/<name>/version_0/checkpoints/last.ckpt), "
                 "last for the newest of this config's runs, or a state_dict saved by the lab's script"
             )
         if ckpt_path is not None:
@@ -127,7 +149,9 @@ class LabCLI(LightningCLI):
         keys = {f"trainer.{p}" for p in inspect.signature(Trainer).parameters}
         keys |= {f"data.{p}" for p in inspect.signature(MNISTDataModule).parameters}
         keys |= {f"model.{p}" for p in inspect.signature(model_class).parameters} if model_class else set()
-        return keys | set(CLI_KEYS) | set(inspect.signature(getattr(Trainer, subcommand)).parameters) - {"self", "model"}
+        return (
+            keys | set(CLI_KEYS) | set(inspect.signature(getattr(Trainer, subcommand)).parameters) - {"self", "model"}
+        )
 
     def run_name(self, config: Any) -> str:
         configs = config.get("config") or []

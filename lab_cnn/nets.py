@@ -28,7 +28,8 @@ def output_size(layer: str, n_in: int, kernel: int, stride: int = 1, padding: in
     if kernel > n_in + 2 * padding:
         raise UserError(
             f"{layer}: a {kernel}x{kernel} kernel does not fit its {n_in}x{n_in} input: "
-            f"n_out = floor((n_in + 2p - k) / s) + 1 = floor(({n_in} + 2*{padding} - {kernel}) / {stride}) + 1 = {n_out}"
+            f"n_out = floor((n_in + 2p - k) / s) + 1 = floor(({n_in} + 2*{padding} - {kernel}) / {stride}) + 1 "
+            f"= {n_out}"
         )
     return n_out
 

@@ -25,7 +25,8 @@ SIGNIFICANCE = 0.05
 RULE = (
     "A conclusion is supported when the expected best variant's mean test accuracy is above every other's and "
     "Welch's t-test (scipy.stats.ttest_ind with equal_var=False, two-sided) gives p < 0.05 for each difference; "
-    "the interval is the 95% confidence interval of the difference of the means (Welch-Satterthwaite degrees of freedom)."
+    "the interval is the 95% confidence interval of the difference of the means (Welch-Satterthwaite degrees of "
+    "freedom)."
 )
 
 
@@ -36,8 +37,12 @@ def lab_figures(variant: Variant, framework: str) -> dict[str, Any] | None:
         return None
     scale = 100 if framework == "keras" else 1
     test_acc = 100 * lab["test_acc"] if "test_acc" in lab else lab["test_correct"] / 100
-    return {"train_acc": [scale * a for a in lab["train_acc"]], "train_loss": lab["train_loss"],
-            "test_acc": test_acc, "test_loss": lab["test_loss"]}
+    return {
+        "train_acc": [scale * a for a in lab["train_acc"]],
+        "train_loss": lab["train_loss"],
+        "test_acc": test_acc,
+        "test_loss": lab["test_loss"],
+    }
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -82,7 +87,9 @@ def verdict(c: Comparison, results: dict[str, list[dict]]) -> tuple[str, str]:
     seeds = min(len(a) for a in [best, *accs.values()])
     if seeds < 2:
         ahead = all(statistics.fmean(best) > statistics.fmean(a) for a in accs.values())
-        return measured, ("holds in this run" if ahead else "does not hold in this run") + " (one seed: no spread to judge; use --seeds N)"
+        return measured, (
+            "holds in this run" if ahead else "does not hold in this run"
+        ) + " (one seed: no spread to judge; use --seeds N)"
     if any(len(set(a)) < 2 for a in [best, *accs.values()]):
         return measured, f"cannot tell: a variant gave the same accuracy with every seed ({seeds} seeds)"
     tests = {name: welch(best, a) for name, a in accs.items()}
@@ -115,7 +122,9 @@ def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | N
                 stats = [mean_std(e) for e in values]
                 ax.plot(epochs, [m for m, _ in stats], "o-", color=color, label=f"{v.name} (measured)")
                 if len(values[0]) > 1:
-                    ax.fill_between(epochs, [m - s for m, s in stats], [m + s for m, s in stats], color=color, alpha=0.2)
+                    ax.fill_between(
+                        epochs, [m - s for m, s in stats], [m + s for m, s in stats], color=color, alpha=0.2
+                    )
             if labs[v.name]:
                 lab = labs[v.name][key]
                 ax.plot(range(1, len(lab) + 1), lab, "s--", color=color, alpha=0.6, label=f"{v.name} (lab)")
@@ -129,8 +138,12 @@ def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | N
     loss_note = " (lab: last batch)" if c.framework == "pytorch" else ""
     axes[0].set(title="Training accuracy", xlabel="epoch", ylabel="accuracy (%)")
     axes[1].set(title=f"Training loss{loss_note}", xlabel="epoch", ylabel="loss")
-    axes[2].set(title="Test accuracy: seeds, mean ± std, lab (x)", ylabel="accuracy (%)",
-                xticks=range(len(c.variants)), xticklabels=[v.name for v in c.variants])
+    axes[2].set(
+        title="Test accuracy: seeds, mean ± std, lab (x)",
+        ylabel="accuracy (%)",
+        xticks=range(len(c.variants)),
+        xticklabels=[v.name for v in c.variants],
+    )
     for ax in axes:
         ax.grid(alpha=0.3)
     for ax in axes[:2]:
@@ -142,10 +155,15 @@ def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | N
     plt.close(fig)
 
 
-def comparison_section(c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | None], png: str) -> list[str]:
+def comparison_section(
+    c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | None], png: str
+) -> list[str]:
     lines = [f"## {c.title}", "", f"![{c.title}]({png})", ""]
-    lines += ["| variant | test acc % | lab % | lab among the seeds | diff | test loss | lab loss | params | training time s |",
-              "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "| variant | test acc % | lab % | lab among the seeds | diff | test loss | lab loss | params "
+        "| training time s |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for v in c.variants:
         runs, lab = results[v.name], labs[v.name]
         lab_acc, lab_loss = (f"{lab['test_acc']:.2f}", f"{lab['test_loss']:.4f}") if lab else ("–", "–")
@@ -153,13 +171,24 @@ def comparison_section(c: Comparison, results: dict[str, list[dict]], labs: dict
             lines.append(f"| {v.name} | no finished run | {lab_acc} | – | – | – | {lab_loss} | – | – |")
             continue
         acc = [r["test_acc"] for r in runs]
-        diff, among = (f"{statistics.fmean(acc) - lab['test_acc']:+.2f}", within(lab["test_acc"], acc)) if lab else ("–", "–")
-        lines.append(f"| {v.name} | {shown(acc)} | {lab_acc} | {among} | {diff} | {shown([r['test_loss'] for r in runs], 4)} | "
-                     f"{lab_loss} | {runs[0]['params']:,} | {shown([r['seconds'] for r in runs], 0)} |")
+        diff, among = (
+            (f"{statistics.fmean(acc) - lab['test_acc']:+.2f}", within(lab["test_acc"], acc)) if lab else ("–", "–")
+        )
+        lines.append(
+            f"| {v.name} | {shown(acc)} | {lab_acc} | {among} | {diff} | {shown([r['test_loss'] for r in runs], 4)} | "
+            f"{lab_loss} | {runs[0]['params']:,} | {shown([r['seconds'] for r in runs], 0)} |"
+        )
     for key, title in (("train_acc", "Training accuracy per epoch (%)"), ("train_loss", "Training loss per epoch")):
-        epochs = max([len(per_epoch(results[v.name], key)) for v in c.variants] + [len(lab[key]) for lab in labs.values() if lab])
-        lines += ["", f"### {title}", "", "| variant | " + " | ".join(f"epoch {e}" for e in range(1, epochs + 1)) + " |",
-                  "| --- |" + " ---: |" * epochs]
+        epochs = max(
+            [len(per_epoch(results[v.name], key)) for v in c.variants] + [len(lab[key]) for lab in labs.values() if lab]
+        )
+        lines += [
+            "",
+            f"### {title}",
+            "",
+            "| variant | " + " | ".join(f"epoch {e}" for e in range(1, epochs + 1)) + " |",
+            "| --- |" + " ---: |" * epochs,
+        ]
         for v in c.variants:
             cells = [shown(e, 4 if key == "train_loss" else 2) for e in per_epoch(results[v.name], key)]
             lines.append(f"| {v.name} | " + " | ".join(cells + ["–"] * (epochs - len(cells))) + " |")
@@ -168,9 +197,12 @@ def comparison_section(c: Comparison, results: dict[str, list[dict]], labs: dict
                 lines.append(f"| {v.name} (lab) | " + " | ".join(lab_cells) + " |")
     lines += [""]
     if c.framework == "pytorch":
-        lines += ["The lab's PyTorch loss column is the loss of the last batch of each epoch, not the epoch mean that "
-                  "lab-cnn logs as `train/loss`: compare its trend, not its values. The lab counted training accuracy "
-                  "in train mode (dropout on), as lab-cnn does.", ""]
+        lines += [
+            "The lab's PyTorch loss column is the loss of the last batch of each epoch, not the epoch mean that "
+            "lab-cnn logs as `train/loss`: compare its trend, not its values. The lab counted training accuracy "
+            "in train mode (dropout on), as lab-cnn does.",
+            "",
+        ]
     if c.framework == "keras" and any(v.config for v in c.variants):
         lines += ["The lab figures beside the PyTorch port are those of the lab's Keras runs of the same network.", ""]
     return lines
@@ -181,7 +213,9 @@ def tested_images(results: list[tuple[Variant, dict]]) -> str:
     counts = {(v.keras is None, r["test_images"]) for v, r in results}
     if len({n for _, n in counts}) == 1:
         return f"the {counts.pop()[1]:,} test images"
-    per_kind = ", ".join(f"{n:,} for the {'lab-cnn' if lab_cnn else 'Keras'} runs" for lab_cnn, n in sorted(counts, reverse=True))
+    per_kind = ", ".join(
+        f"{n:,} for the {'lab-cnn' if lab_cnn else 'Keras'} runs" for lab_cnn, n in sorted(counts, reverse=True)
+    )
     return f"the test images each run was tested on: {per_kind}"
 
 
@@ -197,7 +231,9 @@ def write_report(folder: Path) -> Path:
     for cs in spec["comparisons"]:
         variants = [Variant(**{k: v for k, v in vs.items() if k != "keys"}) for vs in cs["variants"]]
         c = Comparison(**{**cs, "variants": variants})
-        results = {v.name: [recorded[key] for key in vs["keys"] if key in recorded] for v, vs in zip(variants, cs["variants"])}
+        results = {
+            v.name: [recorded[key] for key in vs["keys"] if key in recorded] for v, vs in zip(variants, cs["variants"])
+        }
         for v, vs in zip(variants, cs["variants"]):
             shown_runs.update({key: (v, recorded[key]) for key in vs["keys"] if key in recorded})
         labs = {v.name: lab_figures(v, c.framework) for v in variants}
@@ -208,26 +244,43 @@ def write_report(folder: Path) -> Path:
             measured, judged = verdict(c, results)
             conclusions.append(f"| {c.claim} | {c.title} | {measured} | {judged} |")
     runs = [r for _, r in shown_runs.values()]
-    machines = "; ".join(f"{machine} ({n} run{'s' * (n > 1)})" for machine, n in Counter(r["machine"] for r in runs).most_common())
+    machines = "; ".join(
+        f"{machine} ({n} run{'s' * (n > 1)})" for machine, n in Counter(r["machine"] for r in runs).most_common()
+    )
     process_minutes = sum(r["process_seconds"] for r in runs) / 60
-    limit = (f", {spec['limit_batches']} batches per stage (lab-cnn trained, validated and tested on that many batches; "
-             "Keras trained on that many)" if spec.get("limit_batches") else "")
+    limit = (
+        f", {spec['limit_batches']} batches per stage (lab-cnn trained, validated and tested on that many batches; "
+        "Keras trained on that many)"
+        if spec.get("limit_batches")
+        else ""
+    )
     head = [
-        f"# Study `{spec['name']}`", "",
+        f"# Study `{spec['name']}`",
+        "",
         f"Seeds 1..{spec['seeds']} per variant, {spec['epochs']} epoch(s){limit}. {len(runs)} runs, "
         f"{process_minutes:.1f} min of run processes in all, made on {machines}. This page is built from `{RUNS}` "
         f"beside it (each run's settings, per-epoch metrics and test results, read from its event files when it "
-        f"finished): rebuild it with `lab-cnn report {folder}`.", "",
-        f"Test accuracies are percent of {tested_images(list(shown_runs.values()))}; training accuracies, of the images "
-        "seen in the epoch. `lab` is the lab report's figure, `diff` the measured mean minus it, in points; `lab among the "
+        f"finished): rebuild it with `lab-cnn report {folder}`.",
+        "",
+        f"Test accuracies are percent of {tested_images(list(shown_runs.values()))}; training accuracies, of the "
+        "images seen in the epoch. `lab` is the lab report's figure, `diff` the measured mean minus it, in points; "
+        "`lab among the "
         "seeds` says how many seeds' accuracies the lab's figure is above. With several seeds a cell reads mean ± "
         "standard deviation. Training time is from each run's event files (its epochs, with their validation), on a "
-        "machine that other work may have shared: for speed, see benchmarks/RESULTS.md.", "",
+        "machine that other work may have shared: for speed, see benchmarks/RESULTS.md.",
+        "",
     ]
     if conclusions:
-        head += ["## The lab's conclusions", "", RULE, "",
-                 "| the lab concluded | comparison | measured test acc % | verdict |", "| --- | --- | --- | --- |",
-                 *conclusions, ""]
+        head += [
+            "## The lab's conclusions",
+            "",
+            RULE,
+            "",
+            "| the lab concluded | comparison | measured test acc % | verdict |",
+            "| --- | --- | --- | --- |",
+            *conclusions,
+            "",
+        ]
     if spec.get("failures"):
         head += ["## Failed runs", "", *[f"- {failure}" for failure in spec["failures"]], ""]
     report = folder / "report.md"

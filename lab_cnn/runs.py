@@ -21,7 +21,9 @@ def checked_run_name(key: str, name: str) -> str:
     """``name`` if it is a folder name, or names nested in it (``studies/x``), that stays inside the log folder."""
     parts = PurePosixPath(name).parts
     if not name.strip() or PurePosixPath(name).is_absolute() or "\\" in name or any(p in ("..", ".") for p in parts):
-        raise UserError(f"{key}: {name!r} is not allowed; use a folder name inside {LOG_DIR}/, such as my_run or studies/my_run")
+        raise UserError(
+            f"{key}: {name!r} is not allowed; use a folder name inside {LOG_DIR}/, such as my_run or studies/my_run"
+        )
     return name
 
 
@@ -30,7 +32,10 @@ def newest_last_checkpoint(run_dir: Path) -> tuple[int, Path]:
     versions = run_versions(run_dir)
     found = [n for n in sorted(versions) if (versions[n] / LAST_CHECKPOINT).is_file()]
     if not found:
-        raise UserError(f"--ckpt_path last: no {run_dir}/version_*/{LAST_CHECKPOINT.as_posix()}; train first, or give a checkpoint's path")
+        raise UserError(
+            f"--ckpt_path last: no {run_dir}/version_*/{LAST_CHECKPOINT.as_posix()}; train first, or give a "
+            "checkpoint's path"
+        )
     return found[-1], versions[found[-1]] / LAST_CHECKPOINT
 
 

@@ -52,7 +52,9 @@ class StepBlock:
             try:
                 self.capture(x, y, batch_size)
             except RuntimeError as e:
-                warnings.warn(f"CUDA graph capture failed, training eagerly instead ({str(e).splitlines()[0]})", stacklevel=2)
+                warnings.warn(
+                    f"CUDA graph capture failed, training eagerly instead ({str(e).splitlines()[0]})", stacklevel=2
+                )
                 self.use_graph = False
                 torch.cuda.synchronize()
                 return self.run(x, y, batch_size)

@@ -26,11 +26,11 @@ from typing import Any
 
 import yaml
 
-from lab_cnn.runs import KERAS_LOG_DIR, LOG_DIR, run_versions
 from lab_cnn.config import read_yaml
 from lab_cnn.documented import documented
 from lab_cnn.errors import UserError, positive_int
 from lab_cnn.machine import describe_machine
+from lab_cnn.runs import KERAS_LOG_DIR, LOG_DIR, run_versions
 
 REPORTS = Path("reports")
 RUNS = "runs.json"  # beside report.md: every run's numbers, keyed by run
@@ -47,7 +47,9 @@ class Variant:
     config: str | None = None
     args: list[str] = field(default_factory=list)
     keras: dict[str, Any] | None = None
-    documented: str | None = None  # where its lab numbers are in documented_results.yaml, e.g. keras.activation_study.relu
+    documented: str | None = (
+        None  # where its lab numbers are in documented_results.yaml, e.g. keras.activation_study.relu
+    )
 
     def lab_numbers(self) -> dict[str, Any] | None:
         """The lab's numbers for this variant, or None."""
@@ -68,14 +70,20 @@ class Variant:
         """The run's name: readable, plus a hash of everything that changes the run (the config's
         content too, not its comments), so an edited config or another setting is another run."""
         spec = {
-            "config": read_yaml(Path(self.config)) if self.config else None, "args": self.args, "keras": self.keras,
-            "epochs": settings.epochs, "limit_batches": settings.limit_batches, "seed": seed,
+            "config": read_yaml(Path(self.config)) if self.config else None,
+            "args": self.args,
+            "keras": self.keras,
+            "epochs": settings.epochs,
+            "limit_batches": settings.limit_batches,
+            "seed": seed,
         }
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
         if self.keras is not None:
             slug = "keras-" + "-".join(f"{v}" for _, v in sorted(self.keras.items()))
         else:
-            slug = "-".join([Path(self.config).stem, *(a.lstrip("-").replace("model.init_args.", "") for a in self.args)])
+            slug = "-".join(
+                [Path(self.config).stem, *(a.lstrip("-").replace("model.init_args.", "") for a in self.args)]
+            )
         return f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', slug)[:60]}-s{seed}-{digest}"
 
     def run_root(self, key: str) -> Path:
@@ -129,7 +137,9 @@ def load_study(path: str | Path) -> Study:
     if not comparisons:
         raise UserError(f"{path}: no comparisons; list them under 'comparisons:' or 'include:' other study files")
     epochs = positive_int(f"{path}: epochs", spec.get("epochs", 5))
-    return Study(name=str(spec.get("name", path.stem)), settings=Settings(epochs), comparisons=list(comparisons.values()))
+    return Study(
+        name=str(spec.get("name", path.stem)), settings=Settings(epochs), comparisons=list(comparisons.values())
+    )
 
 
 def comparison(path: Path, name: str, spec: dict[str, Any]) -> Comparison:
@@ -141,25 +151,42 @@ def comparison(path: Path, name: str, spec: dict[str, Any]) -> Comparison:
     for vname, v in (spec.get("variants") or {}).items():
         unknown = set(v) - {"config", "args", "keras", "documented"}
         if unknown:
-            raise UserError(f"{where}.variants.{vname}: unknown key {sorted(unknown)[0]!r}; use config, args, keras or documented")
+            raise UserError(
+                f"{where}.variants.{vname}: unknown key {sorted(unknown)[0]!r}; use config, args, keras or documented"
+            )
         if ("config" in v) == ("keras" in v):
             raise UserError(f"{where}.variants.{vname}: give either 'config' (lab-cnn) or 'keras' (keras-parity)")
         if "config" in v and not Path(v["config"]).is_file():
-            raise UserError(f"{where}.variants.{vname}.config: {v['config']} not found (paths are relative to the current folder)")
-        variant = Variant(name=vname, config=v.get("config"), args=[str(a) for a in v.get("args", [])],
-                          keras=v.get("keras"), documented=v.get("documented"))
+            raise UserError(
+                f"{where}.variants.{vname}.config: {v['config']} not found (paths are relative to the current folder)"
+            )
+        variant = Variant(
+            name=vname,
+            config=v.get("config"),
+            args=[str(a) for a in v.get("args", [])],
+            keras=v.get("keras"),
+            documented=v.get("documented"),
+        )
         try:
             variant.lab_numbers()
         except (KeyError, TypeError):
-            raise UserError(f"{where}.variants.{vname}.documented: {variant.documented!r} is not in documented_results.yaml") from None
+            raise UserError(
+                f"{where}.variants.{vname}.documented: {variant.documented!r} is not in documented_results.yaml"
+            ) from None
         variants.append(variant)
     if not variants:
         raise UserError(f"{where}: no variants")
     expect = spec.get("expect_best")
     if expect is not None and expect not in {v.name for v in variants}:
         raise UserError(f"{where}.expect_best: {expect!r} is not one of its variants")
-    return Comparison(name=name, title=str(spec.get("title", name)), framework=spec["framework"], variants=variants,
-                      claim=spec.get("claim"), expect_best=expect)
+    return Comparison(
+        name=name,
+        title=str(spec.get("title", name)),
+        framework=spec["framework"],
+        variants=variants,
+        claim=spec.get("claim"),
+        expect_best=expect,
+    )
 
 
 def keras_model_path(key: str) -> Path:
@@ -171,14 +198,33 @@ def commands(variant: Variant, key: str, version: int, settings: Settings, seed:
     limit = settings.limit_batches
     if variant.keras is None:
         limits = [f"--trainer.limit_{stage}_batches={limit}" for stage in ("train", "val", "test")] if limit else []
-        return [[
-            sys.executable, "-m", "lab_cnn", "fit", "--config", str(variant.config), *variant.args,
-            "--name", f"studies/{key}", f"--seed_everything={seed}", f"--data.seed={seed}",
-            f"--trainer.max_epochs={settings.epochs}", f"--data.data_dir={data_dir}", "--inspect=false",
-            "--trainer.enable_progress_bar=false", *limits,
-        ]]
+        return [
+            [
+                sys.executable,
+                "-m",
+                "lab_cnn",
+                "fit",
+                "--config",
+                str(variant.config),
+                *variant.args,
+                "--name",
+                f"studies/{key}",
+                f"--seed_everything={seed}",
+                f"--data.seed={seed}",
+                f"--trainer.max_epochs={settings.epochs}",
+                f"--data.data_dir={data_dir}",
+                "--inspect=false",
+                "--trainer.enable_progress_bar=false",
+                *limits,
+            ]
+        ]
     common = [
-        "--model_path", str(keras_model_path(key)), "--run", f"studies/{key}/version_{version}", "--data-dir", data_dir,
+        "--model_path",
+        str(keras_model_path(key)),
+        "--run",
+        f"studies/{key}/version_{version}",
+        "--data-dir",
+        data_dir,
     ]
     keras_settings = [f"--{k.replace('_', '-')}={v}" for k, v in sorted(variant.keras.items())]
     train = ["--mode", "train", f"--epochs={settings.epochs}", f"--seed={seed}", *keras_settings, *common]
@@ -206,7 +252,10 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         if tag in scalars:
             found = events.Scalars(tag)
         else:
-            found = [ScalarEvent(e.wall_time, e.step, tensor_util.make_ndarray(e.tensor_proto).item()) for e in events.Tensors(tag)]
+            found = [
+                ScalarEvent(e.wall_time, e.step, tensor_util.make_ndarray(e.tensor_proto).item())
+                for e in events.Tensors(tag)
+            ]
         return sorted(found, key=lambda e: e.step)
 
     missing = set(RUN_TAGS) - scalars - tensors
@@ -244,9 +293,17 @@ def run_variant(variant: Variant, key: str, settings: Settings, seed: int, data_
         log.unlink(missing_ok=True)
         raise
     run_dir = root / f"version_{version}"
-    record = {"key": key, "seed": seed, "epochs": settings.epochs, "limit_batches": settings.limit_batches,
-              "run": variant.describe(), **read_run(run_dir), "process_seconds": round(time.time() - started, 1),
-              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": describe_machine()}
+    record = {
+        "key": key,
+        "seed": seed,
+        "epochs": settings.epochs,
+        "limit_batches": settings.limit_batches,
+        "run": variant.describe(),
+        **read_run(run_dir),
+        "process_seconds": round(time.time() - started, 1),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": describe_machine(),
+    }
     (run_dir / DONE).write_text(json.dumps(record, indent=1))
     return record
 
@@ -320,11 +377,18 @@ def run_study(study: Study, seeds: int, force: bool, data_dir: str, folder: Path
     previous = read_yaml(folder / "study.yaml") if (folder / "study.yaml").is_file() and not force else {}
     seeds = max(seeds, previous.get("seeds", 0))  # new runs add to a report; they never take seeds away
     spec = {
-        "name": study.name, "epochs": study.settings.epochs, "limit_batches": study.settings.limit_batches, "seeds": seeds,
+        "name": study.name,
+        "epochs": study.settings.epochs,
+        "limit_batches": study.settings.limit_batches,
+        "seeds": seeds,
         "failures": failures,
         "comparisons": [
-            {**{k: v for k, v in asdict(c).items() if k != "variants"},
-             "variants": [{**asdict(v), "keys": [v.key(study.settings, s) for s in range(1, seeds + 1)]} for v in c.variants]}
+            {
+                **{k: v for k, v in asdict(c).items() if k != "variants"},
+                "variants": [
+                    {**asdict(v), "keys": [v.key(study.settings, s) for s in range(1, seeds + 1)]} for v in c.variants
+                ],
+            }
             for c in study.comparisons
         ],
     }

@@ -54,5 +54,9 @@ def format_summary(net: nn.Module) -> str:
         lines.append(f"{f'{name} ({kind})':<44}{str(shape):<20}{trainable + frozen:>12,}")
     trainable = sum(r[3] for r in rows)
     frozen = sum(r[4] for r in rows)
-    lines += [f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}", f"Non-trainable params: {frozen:,}"]
+    lines += [
+        f"Total params: {trainable + frozen:,}",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {frozen:,}",
+    ]
     return "\n".join(lines)

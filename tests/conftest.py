@@ -25,8 +25,9 @@ def datamodule() -> MNISTDataModule:
     return dm
 
 
-def run(*args: str, cwd: Path, command: str = "lab_cnn", timeout: int = 600, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess:
+def run(
+    *args: str, cwd: Path, command: str = "lab_cnn", timeout: int = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``python -m <command> ARGS`` as a user would, in ``cwd``; stdout and stderr captured."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run(

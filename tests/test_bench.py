@@ -13,16 +13,34 @@ def test_bench_times_lab_cnn_fit_and_the_plain_loop_and_reports_the_goals(tmp_pa
     out, md = tmp_path / "results.json", tmp_path / "RESULTS.md"
     logs_before = set((REPO / "lightning_logs").glob("bench/*"))
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench", "--only", "a,b", "--limit-batches", "20", "--data-dir", str(DATA_DIR),
-         "--json", str(out), "--results-md", str(md)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench",
+            "--only",
+            "a,b",
+            "--limit-batches",
+            "20",
+            "--data-dir",
+            str(DATA_DIR),
+            "--json",
+            str(out),
+            "--results-md",
+            str(md),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     results = json.loads(out.read_text())["results"]
     assert set(results) == {"a", "b"}
     for case in results.values():
         assert case["images"] == 20 * 128 and 0 < case["loop_s"] < case["process_s"]
-        assert 0.1 < case["test_acc"] < 0.8 and case["peak_rss_mb"] > 100  # 20 batches of the lab net: better than chance
+        assert (
+            0.1 < case["test_acc"] < 0.8 and case["peak_rss_mb"] > 100
+        )  # 20 batches of the lab net: better than chance
     table = md.read_text()
     assert "| training loop (a) / (b) |" in table and "| peak RSS of (a), MB |" in table
     assert "| training loop (d) / (a) port | n/a |" in table  # cases not run are not guessed

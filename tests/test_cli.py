@@ -41,17 +41,25 @@ def summary_rows(*args: str) -> list[tuple]:
     return [tuple(re.split(r"\s{2,}", line.strip())) for line in result.stdout.splitlines()[1:]]
 
 
-@pytest.mark.parametrize(("config", "overrides"), [
-    *((c, []) for c in ALL_CONFIGS),
-    ("baseline.yaml", ["--model.kernel_size", "3", "--model.hidden_units", "[30, 20]", "--model.pool", "avg"]),
-    ("baseline.yaml", ["--model.init_args.conv_channels=[8]", "--model.activation=tanh"]),
-    ("keras_relu.yaml", ["--model.conv_layers", "1", "--model.dense_units", "64"]),
-])
+@pytest.mark.parametrize(
+    ("config", "overrides"),
+    [
+        *((c, []) for c in ALL_CONFIGS),
+        ("baseline.yaml", ["--model.kernel_size", "3", "--model.hidden_units", "[30, 20]", "--model.pool", "avg"]),
+        ("baseline.yaml", ["--model.init_args.conv_channels=[8]", "--model.activation=tanh"]),
+        ("keras_relu.yaml", ["--model.conv_layers", "1", "--model.dense_units", "64"]),
+    ],
+)
 def test_summary_and_fit_build_the_same_model_from_the_same_arguments(config: str, overrides: list[str]) -> None:
     """summary builds the net without Lightning; fit builds the LightningModule: the same layers, shapes and counts."""
     printed = summary_rows("--config", str(CONFIGS / config), *overrides)
-    model = lightning_cli(["--config", str(CONFIGS / config), *overrides, "--data.data_dir", str(REPO / "data")], run=False).model
-    built = [(f"{name} ({kind})", str(shape), f"{trainable + frozen:,}") for name, kind, shape, trainable, frozen in layer_rows(model.net)]
+    model = lightning_cli(
+        ["--config", str(CONFIGS / config), *overrides, "--data.data_dir", str(REPO / "data")], run=False
+    ).model
+    built = [
+        (f"{name} ({kind})", str(shape), f"{trainable + frozen:,}")
+        for name, kind, shape, trainable, frozen in layer_rows(model.net)
+    ]
     assert printed[: len(built)] == built
     assert printed[len(built)] == (f"Total params: {total_params(model.net):,}",)
     if config.startswith("keras_") and not overrides:
@@ -71,7 +79,8 @@ def test_bf16_mixed_precision_runs_on_the_cpu_in_bf16(tmp_path, monkeypatch, cap
     monkeypatch.chdir(tmp_path)
     dtypes: list[torch.dtype] = []
     handle = torch.nn.modules.module.register_module_forward_hook(
-        lambda module, inputs, output: dtypes.append(output.dtype) if isinstance(module, torch.nn.Conv2d) else None)
+        lambda module, inputs, output: dtypes.append(output.dtype) if isinstance(module, torch.nn.Conv2d) else None
+    )
     try:
         main(fit_args("baseline.yaml", "--trainer.fast_dev_run", "2", "--trainer.precision", "bf16-mixed"))
     finally:
@@ -88,12 +97,14 @@ def test_gpu_config_without_a_gpu_stops_with_a_clear_message(tmp_path) -> None:
 
 
 def test_help_lists_every_command_without_importing_lightning() -> None:
-    code = "import sys; from lab_cnn.cli import main; main(['--help']); print(sorted(m for m in ('lightning', 'torch') if m in sys.modules))"
+    code = (
+        "import sys; from lab_cnn.cli import main; main(['--help']); print({'lightning', 'torch'} & set(sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.stdout.startswith("usage: lab-cnn COMMAND")
     for command in ("fit", "validate", "test", "predict", "data", "summary", "study", "report"):
         assert f"\n  {command} " in result.stdout
-    assert result.stdout.strip().endswith("[]")
+    assert result.stdout.strip().endswith("set()")
     assert run("fit", "--help", cwd=REPO).stdout.startswith("usage: lab-cnn [options] fit")  # not __main__.py
 
 
@@ -101,14 +112,19 @@ def test_lightning_command_runs_a_config_as_written(tmp_path) -> None:
     lightning = Path(sys.executable).with_name("lightning")
     result = subprocess.run(
         [str(lightning), *fit_args("avgpool.yaml", "--trainer.fast_dev_run", "true")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "Test set: Average loss:" in result.stdout
 
 
 def test_fit_logs_checkpoints_and_test_reproduces_from_last_ckpt_in_the_same_run(tmp_path) -> None:
-    fit = run(*fit_args("baseline.yaml", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "40"), cwd=tmp_path)
+    fit = run(
+        *fit_args("baseline.yaml", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "40"), cwd=tmp_path
+    )
     assert fit.returncode == 0, fit.stderr
     [line] = [row for row in fit.stdout.splitlines() if row.startswith("Test set:")]
     run_dir = tmp_path / "lightning_logs" / "baseline" / "version_0"

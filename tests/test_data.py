@@ -13,8 +13,8 @@ import torch
 
 from lab_cnn import mnist
 from lab_cnn.data import MNISTDataModule
-from lab_cnn.mnist import load_split
 from lab_cnn.errors import UserError
+from lab_cnn.mnist import load_split
 
 from conftest import DATA_DIR
 
@@ -128,7 +128,11 @@ def _copy_raw(tmp_path):
 def test_a_damaged_file_is_rejected_by_checksum(tmp_path, damage: str) -> None:
     path = _copy_raw(tmp_path) / "t10k-labels-idx1-ubyte"
     data = bytearray(path.read_bytes())
-    data = {"flip": lambda d: d[:100] + bytes([d[100] ^ 1]) + d[101:], "truncate": lambda d: d[:5000], "empty": lambda d: b""}[damage](data)
+    data = {
+        "flip": lambda d: d[:100] + bytes([d[100] ^ 1]) + d[101:],
+        "truncate": lambda d: d[:5000],
+        "empty": lambda d: b"",
+    }[damage](data)
     path.write_bytes(bytes(data))
     [problem] = mnist.problems(tmp_path)
     assert str(path) in problem and mnist.MD5[path.name] in problem

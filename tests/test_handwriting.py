@@ -76,7 +76,13 @@ def huge(digit: np.ndarray) -> Image.Image:
 
 
 PHOTOS: dict[str, Callable[[np.ndarray], Image.Image]] = {
-    "shadow": shadow, "noise": noisy, "rotation": rotated, "off_centre": off_centre, "jpeg": jpeg, "alpha": alpha, "huge_frame": huge,
+    "shadow": shadow,
+    "noise": noisy,
+    "rotation": rotated,
+    "off_centre": off_centre,
+    "jpeg": jpeg,
+    "alpha": alpha,
+    "huge_frame": huge,
 }
 
 
@@ -97,15 +103,31 @@ def photos(tmp_path_factory) -> Path:
 def checkpoint(tmp_path_factory) -> Path:
     """A 2-epoch baseline (about 95% on the test images)."""
     folder = tmp_path_factory.mktemp("fit")
-    result = run(*fit_args("baseline.yaml", "--trainer.max_epochs", "2", "--inspect", "false",
-                           "--trainer.enable_progress_bar", "false"), cwd=folder)
+    result = run(
+        *fit_args(
+            "baseline.yaml", "--trainer.max_epochs", "2", "--inspect", "false", "--trainer.enable_progress_bar", "false"
+        ),
+        cwd=folder,
+    )
     assert result.returncode == 0, result.stderr
     return folder / "lightning_logs/baseline/version_0/checkpoints/last.ckpt"
 
 
 def predict(checkpoint: Path, folder: Path) -> dict[str, str]:
-    result = run("predict", "--config", str(CONFIGS / "baseline.yaml"), "--data.data_dir", str(DATA_DIR), "--ckpt_path",
-                 str(checkpoint), "--data.predict_path", str(folder), "--trainer.enable_progress_bar", "false", cwd=folder)
+    result = run(
+        "predict",
+        "--config",
+        str(CONFIGS / "baseline.yaml"),
+        "--data.data_dir",
+        str(DATA_DIR),
+        "--ckpt_path",
+        str(checkpoint),
+        "--data.predict_path",
+        str(folder),
+        "--trainer.enable_progress_bar",
+        "false",
+        cwd=folder,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = csv.DictReader(open(checkpoint.parent.parent / f"predictions-{folder.name}.csv"))
     return {Path(r["image"]).stem: r["digit"] for r in rows}
@@ -147,8 +169,20 @@ def test_unreadable_files_are_named_and_skipped(checkpoint, photos, tmp_path) ->
     (folder / "notes.txt").write_text("not an image")
     (folder / "broken.png").write_bytes(b"\x89PNG broken")
     Image.new("L", (50, 50), 255).save(folder / "blank.png")
-    result = run("predict", "--config", str(CONFIGS / "baseline.yaml"), "--data.data_dir", str(DATA_DIR), "--ckpt_path",
-                 str(checkpoint), "--data.predict_path", str(folder), "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+    result = run(
+        "predict",
+        "--config",
+        str(CONFIGS / "baseline.yaml"),
+        "--data.data_dir",
+        str(DATA_DIR),
+        "--ckpt_path",
+        str(checkpoint),
+        "--data.predict_path",
+        str(folder),
+        "--trainer.enable_progress_bar",
+        "false",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped ")]
     assert len(skipped) == 3 and any("blank.png: no digit found" in line for line in skipped)

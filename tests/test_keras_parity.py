@@ -9,8 +9,8 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 from tensorboard.util import tensor_util
 
 from keras_parity import KerasCNN, build_model, to_torch
-from keras_parity.keras_model import keras
 from keras_parity.cli import keras_arrays
+from keras_parity.keras_model import keras
 from keras_parity.nets import ACTIVATIONS
 from lab_cnn.documented import documented
 from lab_cnn.errors import UserError
@@ -38,8 +38,9 @@ def test_keras_model_matches_the_documented_summary(variant: str) -> None:
 def test_port_matches_the_documented_summary(variant: str) -> None:
     doc = SUMMARIES[variant]
     rows = layer_rows(KerasCNN(conv_layers=CONV_LAYERS[variant]))
-    channels_last = [(name, list(shape[1:] + shape[:1]) if len(shape) == 3 else list(shape), t + f)
-                     for name, _, shape, t, f in rows]
+    channels_last = [
+        (name, list(shape[1:] + shape[:1]) if len(shape) == 3 else list(shape), t + f) for name, _, shape, t, f in rows
+    ]
     assert [list(r) for r in channels_last] == doc["layers"]
     trainable, frozen = sum(r[3] for r in rows), sum(r[4] for r in rows)
     assert trainable + frozen == doc["total_params"]
@@ -57,10 +58,14 @@ def randomize_batch_norm(model, rng: np.random.Generator) -> None:
     for layer in model.layers:
         if type(layer).__name__ == "BatchNormalization":
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, gamma.shape).astype("float32"), rng.normal(0, 0.2, beta.shape).astype("float32"),
-                rng.normal(0, 0.3, mean.shape).astype("float32"), rng.uniform(0.5, 2.0, var.shape).astype("float32"),
-            ])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
+                    rng.normal(0, 0.2, beta.shape).astype("float32"),
+                    rng.normal(0, 0.3, mean.shape).astype("float32"),
+                    rng.uniform(0.5, 2.0, var.shape).astype("float32"),
+                ]
+            )
 
 
 @pytest.mark.parametrize("conv_layers", [1, 2])
@@ -89,7 +94,9 @@ def test_bad_geometry_and_names_are_refused_on_both_sides() -> None:
 
 def test_keras_parity_train_test_and_summary_commands(tmp_path) -> None:
     common = ["--data-dir", str(DATA_DIR), "--model_path", "models/run/mnist_cnn.keras"]
-    trained = run("--mode", "train", "--epochs", "1", "--limit-batches", "8", *common, cwd=tmp_path, command="keras_parity")
+    trained = run(
+        "--mode", "train", "--epochs", "1", "--limit-batches", "8", *common, cwd=tmp_path, command="keras_parity"
+    )
     assert trained.returncode == 0, trained.stderr
     assert (tmp_path / "models/run/mnist_cnn.keras").is_file()
     assert list((tmp_path / "lightning_logs/keras/mnist_cnn").rglob("events.out.tfevents.*"))

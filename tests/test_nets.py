@@ -74,7 +74,9 @@ def test_several_hidden_layers_and_one_conv_block() -> None:
 
 
 def test_impossible_geometry_is_refused_with_the_lab_formula() -> None:
-    with pytest.raises(UserError, match=r"conv2: a 11x11 kernel does not fit its 9x9 input.*floor\(\(n_in \+ 2p - k\) / s\) \+ 1") as e:
+    with pytest.raises(
+        UserError, match=r"conv2: a 11x11 kernel does not fit its 9x9 input.*floor\(\(n_in \+ 2p - k\) / s\) \+ 1"
+    ) as e:
         LabCNN(kernel_size=11)
     assert "\n" not in str(e.value)
     with pytest.raises(UserError, match="pool2: a 5x5 kernel does not fit its 3x3 input"):

@@ -15,21 +15,31 @@ LAB_PYTORCH = {**documented()["pytorch"]["neuron_study"], **documented()["pytorc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("config", "lab_run"), [("baseline.yaml", "fc50"), ("fc25.yaml", "fc25"), ("avgpool.yaml", "avg")])
+@pytest.mark.parametrize(
+    ("config", "lab_run"), [("baseline.yaml", "fc50"), ("fc25.yaml", "fc25"), ("avgpool.yaml", "avg")]
+)
 def test_pytorch_runs_land_within_half_a_point_of_the_lab(config: str, lab_run: str, tmp_path) -> None:
     start = time.perf_counter()
     result = run(*fit_args(config), cwd=tmp_path, timeout=3000)
     seconds = time.perf_counter() - start
     assert result.returncode == 0, result.stderr
-    line = next(l for l in result.stdout.splitlines() if l.startswith("Test set:"))
+    line = next(row for row in result.stdout.splitlines() if row.startswith("Test set:"))
     correct = int(re.search(r"Accuracy: (\d+)/10000", line).group(1))
     lab = LAB_PYTORCH[lab_run]["test_correct"]
     print(f"\n{config}: {line} | lab {lab}/10000 | {seconds:.0f} s")
     assert abs(correct - lab) / 100 <= 0.5
 
 
-LAB_KERAS = {**documented()["keras"]["activation_study"], "one_conv": documented()["keras"]["conv_layer_study"]["one_conv"]}
-KERAS_RUNS = {"relu": [], "sigmoid": ["--activation", "sigmoid"], "tanh": ["--activation", "tanh"], "one_conv": ["--conv-layers", "1"]}
+LAB_KERAS = {
+    **documented()["keras"]["activation_study"],
+    "one_conv": documented()["keras"]["conv_layer_study"]["one_conv"],
+}
+KERAS_RUNS = {
+    "relu": [],
+    "sigmoid": ["--activation", "sigmoid"],
+    "tanh": ["--activation", "tanh"],
+    "one_conv": ["--conv-layers", "1"],
+}
 
 
 @pytest.mark.slow
@@ -49,6 +59,9 @@ def test_keras_runs_land_within_one_point_and_the_port_within_one_point_of_keras
     assert port.returncode == 0, port.stderr
     port_acc = int(re.search(r"Accuracy: (\d+)/10000", port.stdout).group(1)) / 100
     lab = 100 * LAB_KERAS[variant]["test_acc"]
-    print(f"\nkeras {variant}: {keras_acc:.2f}% ({keras_seconds:.0f} s) | port {port_acc:.2f}% ({port_seconds:.0f} s) | lab {lab:.2f}%")
+    print(
+        f"\nkeras {variant}: {keras_acc:.2f}% ({keras_seconds:.0f} s) | port {port_acc:.2f}% ({port_seconds:.0f} s) "
+        f"| lab {lab:.2f}%"
+    )
     assert abs(keras_acc - lab) <= 1.0
     assert abs(port_acc - keras_acc) <= 1.0

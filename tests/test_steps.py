@@ -18,23 +18,38 @@ from conftest import CONFIGS, DATA_DIR, fit_args, run, scalars
 
 # 10,000 training images (the other 50,000 held out): 79 batches an epoch, the last of 16 images,
 # so every K below ends each epoch with a partial chunk.
-SMALL_EPOCHS = ["--data.val_size", "50000", "--trainer.limit_val_batches", "5", "--inspect", "false",
-                "--trainer.enable_progress_bar", "false"]
+SMALL_EPOCHS = [
+    "--data.val_size",
+    "50000",
+    "--trainer.limit_val_batches",
+    "5",
+    "--inspect",
+    "false",
+    "--trainer.enable_progress_bar",
+    "false",
+]
 
 
 def fit_with_steps(tmp_path: Path, config: str, k: int, *extra: str) -> tuple[str, dict[str, list[tuple[int, float]]]]:
-    result = run(*fit_args(config, "--model.steps_per_call", str(k), "--name", f"k{k}", *SMALL_EPOCHS, *extra), cwd=tmp_path)
+    result = run(
+        *fit_args(config, "--model.steps_per_call", str(k), "--name", f"k{k}", *SMALL_EPOCHS, *extra), cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     line = re.search("Test set:.*", result.stdout).group()
     return line, scalars(tmp_path / "lightning_logs" / f"k{k}" / "version_0", with_steps=True)
 
 
-@pytest.mark.parametrize(("config", "ks", "extra"), [
-    ("baseline.yaml", (1, 3, 8), ["--trainer.max_epochs", "2"]),
-    # the Keras port: BatchNorm statistics and its own dropout; 5,000 training images, 40 batches
-    ("keras_relu.yaml", (1, 6), ["--trainer.max_epochs", "1", "--data.val_size", "55000"]),
-])
-def test_k_steps_per_call_give_exactly_the_one_step_result(config: str, ks: tuple[int, ...], extra: list[str], tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("config", "ks", "extra"),
+    [
+        ("baseline.yaml", (1, 3, 8), ["--trainer.max_epochs", "2"]),
+        # the Keras port: BatchNorm statistics and its own dropout; 5,000 training images, 40 batches
+        ("keras_relu.yaml", (1, 6), ["--trainer.max_epochs", "1", "--data.val_size", "55000"]),
+    ],
+)
+def test_k_steps_per_call_give_exactly_the_one_step_result(
+    config: str, ks: tuple[int, ...], extra: list[str], tmp_path
+) -> None:
     results = {k: fit_with_steps(tmp_path, config, k, *extra) for k in ks}
     (line, metrics), *others = results.values()
     batches = 79 if config == "baseline.yaml" else 40
@@ -58,8 +73,16 @@ def test_count_optimizer_steps_moves_lightnings_global_step() -> None:
             count_optimizer_steps(trainer, 3)
             seen.append((before, trainer.global_step))
 
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[Count()])
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Count()],
+    )
     trainer.fit(LabNet(), MNISTDataModule(str(DATA_DIR)))
     assert seen == [(1, 4), (5, 8)]
 
@@ -72,8 +95,16 @@ def test_steps_per_call_must_be_a_whole_number(tmp_path) -> None:
 
 def gpu_fit(model: L.LightningModule, precision: str, **data_args) -> float:
     """Test accuracy after one epoch on the GPU."""
-    trainer = L.Trainer(accelerator="gpu", devices=1, precision=precision, max_epochs=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="gpu",
+        devices=1,
+        precision=precision,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     data = MNISTDataModule(str(DATA_DIR), **data_args)
     trainer.fit(model, data)
     trainer.test(model, data, verbose=False)

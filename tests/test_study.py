@@ -28,22 +28,55 @@ def tiny_study(folder: Path, **variants: dict) -> Path:
     """A study file in ``folder``; without ``variants``, two lab-cnn and two Keras variants."""
     pytorch = variants or {
         "fc50": {"config": str(CONFIGS / "baseline.yaml"), "documented": "pytorch.neuron_study.fc50"},
-        "fc25": {"config": str(CONFIGS / "baseline.yaml"), "args": ["--model.init_args.hidden_units=25"],
-                 "documented": "pytorch.neuron_study.fc25"},
+        "fc25": {
+            "config": str(CONFIGS / "baseline.yaml"),
+            "args": ["--model.init_args.hidden_units=25"],
+            "documented": "pytorch.neuron_study.fc25",
+        },
     }
-    comparisons = {"neurons": {"title": "PyTorch: neurons", "framework": "pytorch", "claim": "50 beat 25",
-                               "expect_best": next(iter(pytorch)), "variants": pytorch}}
+    comparisons = {
+        "neurons": {
+            "title": "PyTorch: neurons",
+            "framework": "pytorch",
+            "claim": "50 beat 25",
+            "expect_best": next(iter(pytorch)),
+            "variants": pytorch,
+        }
+    }
     if not variants:
-        comparisons["conv"] = {"title": "Keras: conv blocks", "framework": "keras", "claim": "one beats two", "expect_best": "one_conv",
-                               "variants": {"two_conv": {"keras": {"activation": "relu", "conv_layers": 2}, "documented": "keras.conv_layer_study.two_conv"},
-                                            "one_conv": {"keras": {"activation": "relu", "conv_layers": 1}, "documented": "keras.conv_layer_study.one_conv"}}}
+        comparisons["conv"] = {
+            "title": "Keras: conv blocks",
+            "framework": "keras",
+            "claim": "one beats two",
+            "expect_best": "one_conv",
+            "variants": {
+                "two_conv": {
+                    "keras": {"activation": "relu", "conv_layers": 2},
+                    "documented": "keras.conv_layer_study.two_conv",
+                },
+                "one_conv": {
+                    "keras": {"activation": "relu", "conv_layers": 1},
+                    "documented": "keras.conv_layer_study.one_conv",
+                },
+            },
+        }
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump({"name": "tiny", "epochs": 1, "comparisons": comparisons}))
     return path
 
 
 def study(folder: Path, *extra: str):
-    return run("study", str(folder / "tiny.yaml"), "--limit-batches", "3", "--data-dir", str(DATA_DIR), *extra, cwd=folder, timeout=900)
+    return run(
+        "study",
+        str(folder / "tiny.yaml"),
+        "--limit-batches",
+        "3",
+        "--data-dir",
+        str(DATA_DIR),
+        *extra,
+        cwd=folder,
+        timeout=900,
+    )
 
 
 def logged(run_dir: Path, tag: str) -> float:
@@ -78,8 +111,11 @@ def test_a_tiny_study_writes_the_report_plots_and_runs_with_the_measured_numbers
     for png in ("neurons.png", "conv.png"):
         assert (folder / TINY / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in report
-    params = {**documented()["pytorch"]["params"], "two_conv": documented()["keras"]["summaries"]["two_conv"]["total_params"],
-              "one_conv": documented()["keras"]["summaries"]["one_conv"]["total_params"]}
+    params = {
+        **documented()["pytorch"]["params"],
+        "two_conv": documented()["keras"]["summaries"]["two_conv"]["total_params"],
+        "one_conv": documented()["keras"]["summaries"]["one_conv"]["total_params"],
+    }
     recorded = json.loads((folder / TINY / "runs.json").read_text())
     spec = yaml.safe_load((folder / TINY / "study.yaml").read_text())
     keys = {v["name"]: v["keys"][0] for c in spec["comparisons"] for v in c["variants"]}
@@ -95,7 +131,10 @@ def test_a_tiny_study_writes_the_report_plots_and_runs_with_the_measured_numbers
         assert cells[7] == f"{params[variant]:,}"
         assert float(cells[8]) >= 0
     # what was run, stated: lab-cnn tested 3 batches of 128 images, Keras all 10,000
-    assert "percent of the test images each run was tested on: 384 for the lab-cnn runs, 10,000 for the Keras runs" in report
+    assert (
+        "percent of the test images each run was tested on: 384 for the lab-cnn runs, 10,000 for the Keras runs"
+        in report
+    )
     assert "1 epoch(s), 3 batches per stage" in report
     assert "loss of the last batch of each epoch, not the epoch mean" in report  # the note under the PyTorch tables
     assert "one seed: no spread to judge" in report
@@ -116,7 +155,9 @@ def test_each_committed_report_rebuilds_byte_for_byte_on_a_fresh_clone(report: s
     shutil.copytree(REPO / "reports" / report, tmp_path / "reports" / report)
     result = run("report", f"reports/{report}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "reports" / report / "report.md").read_bytes() == (REPO / "reports" / report / "report.md").read_bytes()
+    assert (tmp_path / "reports" / report / "report.md").read_bytes() == (
+        REPO / "reports" / report / "report.md"
+    ).read_bytes()
 
 
 def test_a_finished_study_is_not_rerun_and_other_settings_never_replace_its_report(tiny) -> None:
@@ -128,7 +169,9 @@ def test_a_finished_study_is_not_rerun_and_other_settings_never_replace_its_repo
     assert again.stdout.count("finished before, not rerun") == 4
     assert sorted(folder.glob("lightning_logs/**/version_*")) == versions
     refused = study(folder, "--epochs", "2", "--out", str(TINY))
-    assert refused.returncode == 2 and "holds a study of 1 epochs, limit_batches 3; this one has 2 and 3" in refused.stderr
+    assert (
+        refused.returncode == 2 and "holds a study of 1 epochs, limit_batches 3; this one has 2 and 3" in refused.stderr
+    )
     assert (folder / TINY / "report.md").read_bytes() == report
 
 
@@ -159,20 +202,34 @@ def test_study_file_mistakes_are_one_line_errors(tmp_path) -> None:
 
     ok = {"config": str(CONFIGS / "baseline.yaml")}
     assert "framework" in mistake({"comparisons": {"c": {"framework": "jax", "variants": {"a": ok}}}})
-    assert "either 'config'" in mistake({"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {**ok, "keras": {}}}}}})
-    assert "unknown key 'overrides'" in mistake({"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {**ok, "overrides": []}}}}})
-    assert "nope.yaml not found" in mistake({"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {"config": "nope.yaml"}}}}})
-    assert "not in documented_results.yaml" in mistake({"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {**ok, "documented": "pytorch.x"}}}}})
-    assert "expect_best: 'b'" in mistake({"comparisons": {"c": {"framework": "pytorch", "expect_best": "b", "variants": {"a": ok}}}})
+    assert "either 'config'" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {**ok, "keras": {}}}}}}
+    )
+    assert "unknown key 'overrides'" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {**ok, "overrides": []}}}}}
+    )
+    assert "nope.yaml not found" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {"config": "nope.yaml"}}}}}
+    )
+    assert "not in documented_results.yaml" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {**ok, "documented": "pytorch.x"}}}}}
+    )
+    assert "expect_best: 'b'" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "expect_best": "b", "variants": {"a": ok}}}}
+    )
     missing = run("study", "no-such-study.yaml", cwd=tmp_path)
-    assert missing.returncode == 2 and missing.stderr.strip() == "lab-cnn: error: no-such-study.yaml: study file not found"
+    assert (
+        missing.returncode == 2 and missing.stderr.strip() == "lab-cnn: error: no-such-study.yaml: study file not found"
+    )
 
 
 def test_shipped_studies_load_and_lab_yaml_holds_all_four_comparisons_of_the_lab() -> None:
     studies = {p.stem: load_study(p) for p in (CONFIGS / "studies").glob("*.yaml")}
     assert set(studies) == {"activation", "conv_layers", "neurons", "pooling", "lab"}
     lab = {c.name for c in studies["lab"].comparisons}
-    assert lab == {c.name for name in ("activation", "conv_layers", "neurons", "pooling") for c in studies[name].comparisons}
+    assert lab == {
+        c.name for name in ("activation", "conv_layers", "neurons", "pooling") for c in studies[name].comparisons
+    }
     keras_runs = {(c.name, v.name) for c in studies["lab"].comparisons for v in c.variants if v.keras is not None}
     assert {("keras_activation", "relu"), ("keras_conv_layers", "one_conv")} <= keras_runs
 
@@ -193,10 +250,21 @@ def results(**test_accs: list[float]) -> dict[str, list[dict]]:
 def test_verdicts_follow_the_t_test() -> None:
     c = Comparison("c", "t", "pytorch", [Variant("max"), Variant("avg")], claim="max beats avg", expect_best="max")
     supported = verdict(c, results(max=[97.0, 97.2, 97.1], avg=[93.0, 93.4, 93.2]))[1]
-    assert re.fullmatch(r"supported \(difference \+3\.90 points, 95% CI \[\+3\.\d\d, \+4\.\d\d\], p < 0\.001\)", supported)
-    assert verdict(c, results(max=[97.0, 96.0, 98.0], avg=[96.5, 97.5, 96.9]))[1].startswith("not supported at 3 seeds (difference")
-    assert verdict(c, results(max=[93.0, 93.1, 93.3], avg=[97.0, 97.1, 96.8]))[1].startswith("contradicted (difference -")
+    assert re.fullmatch(
+        r"supported \(difference \+3\.90 points, 95% CI \[\+3\.\d\d, \+4\.\d\d\], p < 0\.001\)", supported
+    )
+    assert verdict(c, results(max=[97.0, 96.0, 98.0], avg=[96.5, 97.5, 96.9]))[1].startswith(
+        "not supported at 3 seeds (difference"
+    )
+    assert verdict(c, results(max=[93.0, 93.1, 93.3], avg=[97.0, 97.1, 96.8]))[1].startswith(
+        "contradicted (difference -"
+    )
     assert "one seed" in verdict(c, results(max=[97.0], avg=[93.0]))[1]
-    three = Comparison("c", "t", "keras", [Variant("relu"), Variant("tanh"), Variant("sigmoid")], claim="relu best", expect_best="relu")
+    three = Comparison(
+        "c", "t", "keras", [Variant("relu"), Variant("tanh"), Variant("sigmoid")], claim="relu best", expect_best="relu"
+    )
     mixed = verdict(three, results(relu=[97.3, 97.4, 97.2], tanh=[96.0, 96.1, 95.9], sigmoid=[97.2, 97.5, 97.1]))[1]
-    assert mixed.startswith("not supported at 3 seeds (vs tanh: difference +1.30") and "; vs sigmoid: difference +0.03" in mixed
+    assert (
+        mixed.startswith("not supported at 3 seeds (vs tanh: difference +1.30")
+        and "; vs sigmoid: difference +0.03" in mixed
+    )

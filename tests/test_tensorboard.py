@@ -63,7 +63,9 @@ def test_fit_logs_scalars_histograms_graph_images_and_hparams(fitted) -> None:
     for tag in ("test/confusion_matrix", "test/misclassified", "test/conv1_filters"):
         image = acc.Images(tag)[-1]
         assert image.width > 50 and image.height > 50 and len(image.encoded_image_string) > 1000
-    start = plugin_data_pb2.HParamsPluginData.FromString(acc.PluginTagToContent("hparams")["_hparams_/session_start_info"])
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    )
     knobs = set(start.session_start_info.hparams)
     assert {"kernel_size", "pool", "lr", "momentum", "conv_channels", "steps_per_call"} <= knobs
     assert not [k for k in knobs if k.startswith("_")]  # no _class_path, _instantiator
@@ -91,7 +93,9 @@ def test_confusion_counts_add_up_to_the_test_set_and_its_trace_to_the_lab_line(f
 
 
 def test_inspect_false_switches_histograms_and_graph_off(tmp_path) -> None:
-    args = fit_args("baseline.yaml", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5", "--inspect", "false")
+    args = fit_args(
+        "baseline.yaml", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5", "--inspect", "false"
+    )
     assert run(*args, cwd=tmp_path).returncode == 0
     mux = events(tmp_path / "lightning_logs" / "baseline" / "version_0")
     assert not tags(mux, "histograms") and not any(t["graph"] for t in mux.Runs().values())
@@ -108,8 +112,11 @@ def test_tensorboard_shows_both_frameworks_runs_scalars_and_knobs(fitted) -> Non
     run_dir, _ = fitted
     port = free_port()
     tensorboard = Path(sys.executable).with_name("tensorboard")
-    server = subprocess.Popen([str(tensorboard), "--logdir", str(run_dir.parents[1]), "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(tensorboard), "--logdir", str(run_dir.parents[1]), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/data"
     try:
         scalar_tags: dict = {}
@@ -120,8 +127,11 @@ def test_tensorboard_shows_both_frameworks_runs_scalars_and_knobs(fitted) -> Non
                     scalar_tags = json.load(r)
             except OSError:
                 time.sleep(1)
-        request = urllib.request.Request(f"{url}/plugin/hparams/experiment", data=b'{"experimentName": ""}',
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{url}/plugin/hparams/experiment",
+            data=b'{"experimentName": ""}',
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as r:
             experiment = json.load(r)
     finally:
