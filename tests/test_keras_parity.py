@@ -83,6 +83,62 @@ def test_to_torch_gives_the_keras_outputs(activation: str, conv_layers: int, tes
     assert np.ptp(keras_probs, axis=0).max() > 1e-5  # outputs vary across images by more than the tolerance
 
 
+def lab_script_model(activation: str = "relu", dropout: float = 0.5, extra: list | None = None):
+    """The network as the lab's mnist_cnn_keras.py builds it: Keras' automatic layer names."""
+    layers = keras.layers
+    model = keras.Sequential([keras.Input(shape=(28, 28, 1))])
+    for _ in range(2):
+        model.add(layers.Conv2D(64, kernel_size=(3, 3), activation=activation))
+        model.add(layers.BatchNormalization())
+        model.add(layers.MaxPooling2D(pool_size=(2, 2)))
+        model.add(layers.Dropout(0.25))
+    for layer in extra or []:
+        model.add(layer)
+    model.add(layers.Flatten())
+    for _ in range(3):
+        model.add(layers.Dense(128, activation=activation))
+        model.add(layers.BatchNormalization())
+        model.add(layers.Dropout(dropout))
+    model.add(layers.Dense(10, activation="softmax"))
+    return model
+
+
+def test_to_torch_maps_a_lab_built_model_by_structure_whatever_its_names(test_images: np.ndarray) -> None:
+    lab_script_model()  # a first model takes conv2d, dense, ...: the next one gets conv2d_2, dense_4, ...
+    model = lab_script_model("tanh")
+    assert "conv2d_2" in [layer.name for layer in model.layers]
+    randomize_batch_norm(model, np.random.default_rng(3))
+    with torch.no_grad():
+        torch_probs = to_torch(model)(torch.from_numpy(test_images).permute(0, 3, 1, 2)).exp().numpy()
+    assert np.abs(model.predict(test_images, batch_size=256, verbose=0) - torch_probs).max() < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("model", "refusal"),
+    [
+        (
+            lambda: lab_script_model(dropout=0.3),
+            r"layer 12, dropout_\d+ \(Dropout\): rate 0.3, where the lab's network has 0.5",
+        ),
+        (
+            lambda: lab_script_model(extra=[keras.layers.Conv2D(64, 1)]),
+            r"layer 9, conv2d_\d+ \(Conv2D\): activation 'linear'",
+        ),
+        (
+            lambda: lab_script_model(extra=[keras.layers.GaussianNoise(0.1)]),
+            r"layer 9, gaussian_noise\w* \(GaussianNoise\): the lab's",
+        ),
+        (
+            lambda: keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]),
+            "not the lab's network",
+        ),
+    ],
+)
+def test_to_torch_refuses_a_model_it_cannot_map_naming_the_layer(model, refusal: str) -> None:
+    with pytest.raises(UserError, match=refusal):
+        to_torch(model())
+
+
 def test_bad_geometry_and_names_are_refused_on_both_sides() -> None:
     with pytest.raises(UserError, match="conv2d_1: a 14x14 kernel does not fit"):
         build_model(kernel_size=14)
