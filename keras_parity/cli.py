@@ -4,7 +4,7 @@
     keras-parity --mode test --model_path models/mnist_cnn.keras
     keras-parity --mode summary [--activation tanh] [--conv-layers 1]
 
-It imports Keras and TensorFlow, not torch or Lightning. Every argument is checked before training.
+It imports Keras and TensorFlow, not Lightning. Every argument is checked before training.
 """
 
 from __future__ import annotations
@@ -171,9 +171,7 @@ def train(args) -> None:
 
 
 def test(args) -> None:
-    from tensorboard.plugins.hparams import api as hp
-
-    from keras_parity.keras_model import tf  # first: it keeps TensorFlow's start-up log quiet
+    from keras_parity.keras_model import hp, tf
 
     model = load(checked_model_path(args.model_path, writing=False))
     log_dir = run_dir(args)

@@ -30,6 +30,7 @@ def native_stderr_silenced() -> Iterator[None]:
 with native_stderr_silenced():
     import keras
     import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp  # noqa: F401 - TensorFlow's HParams summaries, for keras_parity.cli
 
     tf.config.list_physical_devices()
 from keras import layers  # noqa: E402

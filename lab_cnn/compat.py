@@ -1,4 +1,4 @@
-"""Keras (TensorFlow) and PyTorch in one process.
+"""Keras (TensorFlow) and PyTorch in one process, and TensorBoard without TensorFlow.
 
 TensorFlow 2.20+ loads its library with RTLD_GLOBAL, so a triton imported after it (torch imports
 triton lazily, through Lightning, torchvision or torch.compile) binds to TensorFlow's LLVM and the
@@ -13,6 +13,7 @@ import importlib.abc
 import importlib.util
 import os
 import sys
+import types
 
 
 class TritonAfterTensorFlow(importlib.abc.MetaPathFinder):
@@ -33,3 +34,10 @@ def allow_tensorflow_beside_torch() -> None:
     """Install the finder (once per process), unless triton is loaded already (then nothing can crash)."""
     if "triton" not in sys.modules and not any(isinstance(f, TritonAfterTensorFlow) for f in sys.meta_path):
         sys.meta_path.insert(0, TritonAfterTensorFlow())
+
+
+def tensorboard_without_tensorflow() -> None:
+    """TensorBoard's writer and reader import TensorFlow whenever it is installed (it is, for
+    keras_parity), which costs a run 2 s and hundreds of MB for nothing. The ``tensorboard.compat.notf``
+    marker module (TensorBoard's "no_tensorflow" build option) makes them use their own stub."""
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-import types
 import warnings
 from typing import Any
 
-import lightning as L
-import matplotlib
-from lightning.pytorch.loggers import TensorBoardLogger
+from lab_cnn.compat import tensorboard_without_tensorflow
+
+tensorboard_without_tensorflow()  # before anything imports TensorBoard
+import lightning as L  # noqa: E402
+import matplotlib  # noqa: E402
+from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,13 +23,6 @@ from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
 from lab_cnn.summary import total_params  # noqa: E402
 
 MISTAKES_SHOWN = 36
-
-
-def tensorboard_without_tensorflow() -> None:
-    """TensorBoard's writer and reader import TensorFlow whenever it is installed (it is, for
-    keras_parity), which costs a run 2 s and hundreds of MB for nothing. The ``tensorboard.compat.notf``
-    marker module (TensorBoard's "no_tensorflow" build option) makes them use their own stub."""
-    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
 def confusion_figure(matrix: Tensor) -> plt.Figure:

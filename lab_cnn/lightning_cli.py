@@ -28,7 +28,7 @@ from lab_cnn.checkpoints import AtomicCheckpointIO, Checkpoint
 from lab_cnn.config import model_class_path, read_configs
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import UserError, describe_parse_error, first_line
-from lab_cnn.inspection import Inspection, tensorboard_without_tensorflow
+from lab_cnn.inspection import Inspection
 from lab_cnn.module import Classifier
 from lab_cnn.runs import LOG_DIR, checked_run_name
 
@@ -44,10 +44,11 @@ class Quieter(logging.Filter):
 
 
 def quiet() -> None:
-    """What every run would print that says nothing about it: Lightning's tip and a deprecation notice
-    that Lightning's own code triggers in torch."""
+    """What every run would print that says nothing about it: Lightning's tip, a deprecation notice that
+    Lightning's own code triggers in torch, and a warning about step logging (lab-cnn logs per epoch)."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(Quieter())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval")
 
 
 def check_devices(config: dict[str, Any]) -> None:
@@ -225,6 +226,5 @@ class LabCLI(LightningCLI):
 
 def lightning_cli(argv: list[str] | None, run: bool = True, prog: str = "lab-cnn") -> LabCLI:
     """The LightningCLI; ``run=False`` only builds the model and data module from ``argv`` (no subcommand)."""
-    tensorboard_without_tensorflow()
     quiet()
     return LabCLI(argv, run=run, prog=prog)

@@ -237,7 +237,7 @@ def commands(variant: Variant, key: str, version: int, settings: Settings, seed:
 def read_run(run_dir: Path) -> dict[str, Any]:
     """The numbers a finished run logged, read with TensorBoard's own reader; accuracies in percent.
     Training time: from the first ``lr-SGD`` (logged as each epoch starts) to the last ``train/acc``."""
-    from lab_cnn.inspection import tensorboard_without_tensorflow
+    from lab_cnn.compat import tensorboard_without_tensorflow
 
     tensorboard_without_tensorflow()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator, ScalarEvent

@@ -155,3 +155,55 @@ def test_fit_logs_checkpoints_and_test_reproduces_from_last_ckpt_in_the_same_run
     assert len(rows) == 10_000
     correct = sum(r["label"] == r["digit"] for r in rows)
     assert f"Accuracy: {correct}/10000" in line
+
+
+NOISE = ("litlogger", "LeafSpec", "FutureWarning", "DeprecationWarning", "dirpath has changed", "logging interval",
+         "cuInit", "oneDNN", "absl", "Traceback")  # fmt: skip
+
+
+def test_runs_show_their_numbers_and_nothing_else(tmp_path) -> None:
+    """The bar carries each epoch's train and val loss and accuracy; without the bar, one line per epoch;
+    nothing that says nothing about the run (Lightning's tip, torch's and TensorFlow's notices)."""
+    short = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20"]
+    with_bar = run(*fit_args("baseline.yaml", *short), cwd=tmp_path)
+    assert re.search(
+        r"Epoch 1: 100%.*val/loss=[\d.]+, val/acc=[\d.]+, train/loss=[\d.]+, train/acc=[\d.]+", with_bar.stdout
+    )
+    without = run(*fit_args("baseline.yaml", *short, "--trainer.enable_progress_bar", "false"), cwd=tmp_path)
+    epochs = [line for line in without.stdout.splitlines() if line.startswith("Epoch ")]
+    assert [e.split(":")[0] for e in epochs] == ["Epoch 1/2", "Epoch 2/2"]
+    assert re.fullmatch(r"Epoch 2/2: train loss [\d.]+, acc [\d.]+% \| val loss [\d.]+, acc [\d.]+%", epochs[1])
+    ckpt = tmp_path / "lightning_logs/baseline/version_0/checkpoints/last.ckpt"
+    common = [
+        "--config",
+        str(CONFIGS / "baseline.yaml"),
+        "--data.data_dir",
+        str(REPO / "data"),
+        "--ckpt_path",
+        str(ckpt),
+    ]
+    keras = ["--data-dir", str(REPO / "data"), "--model_path", "models/k.keras"]
+    results = [with_bar, without, run("test", *common, cwd=tmp_path), run("predict", *common, cwd=tmp_path)]
+    results += [run("--mode", mode, *keras, *extra, cwd=tmp_path, command="keras_parity")
+                for mode, extra in (("train", ["--epochs", "1", "--limit-batches", "2"]), ("test", []))]  # fmt: skip
+    for result in results:
+        assert result.returncode == 0, result.stderr[-2000:]
+        said = result.stdout + result.stderr
+        assert not [noise for noise in NOISE if noise in said], said[-3000:]
+
+
+def test_the_readmes_config_table_gives_each_configs_parameter_count_from_summary() -> None:
+    readme = (REPO / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if re.match(r"\| `\w+\.yaml`", line)]
+    listed = {
+        name: cells[-2].strip()
+        for line in rows
+        for cells in [line.split("|")]
+        for name in re.findall(r"`(\w+\.yaml)`", cells[1])
+    }
+    assert set(listed) == set(ALL_CONFIGS)  # every config, once
+    for config, params in listed.items():
+        total = next(
+            row[0] for row in summary_rows("--config", str(CONFIGS / config)) if row[0].startswith("Total params")
+        )
+        assert total == f"Total params: {params}", config
