@@ -113,19 +113,30 @@ def gpu_fit(model: L.LightningModule, precision: str, **data_args) -> float:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize(("net", "precision"), [("lab", "32-true"), ("lab", "bf16-mixed"), ("port", "32-true")])
-def test_a_cuda_graph_replays_the_steps_and_trains_like_eager(net: str, precision: str, recwarn) -> None:
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_a_cuda_graph_replays_the_steps_and_trains_like_eager(precision: str, recwarn) -> None:
     """469 batches: 58 chunks of 8, replayed from the graph after the first two, and one of 5, eager."""
-    make, data = (LabNet, {}) if net == "lab" else (KerasNet, {"normalize": "unit", "shuffle": False})
     L.seed_everything(1)  # both start from the same weights
-    graphed = make(steps_per_call=8)
-    graphed_acc = gpu_fit(graphed, precision, **data)
+    graphed = LabNet(steps_per_call=8)
+    graphed_acc = gpu_fit(graphed, precision)
     assert graphed.block.graph is not None
     assert not [w for w in recwarn if "graph capture failed" in str(w.message)]
     L.seed_everything(1)
-    eager_acc = gpu_fit(make(steps_per_call=1), precision, **data)
-    # one epoch: about 91% for the lab net, 85% for the port (on the CPU: 90.7% and 84.8%)
-    assert graphed_acc > 0.8 and abs(graphed_acc - eager_acc) < 0.02, (graphed_acc, eager_acc)
+    eager_acc = gpu_fit(LabNet(steps_per_call=1), precision)
+    # one epoch: about 91% (90.7% on the CPU); dropout draws differ between graph and eager
+    assert graphed_acc > 0.88 and abs(graphed_acc - eager_acc) < 0.02, (graphed_acc, eager_acc)
+
+
+@pytest.mark.gpu
+def test_the_keras_port_trains_in_a_cuda_graph(recwarn) -> None:
+    """BatchNorm's running statistics and the port's dropout, replayed: one epoch learns as on the CPU
+    (84.8% there). Its first epoch swings by points with the dropout draws, so it is not compared with
+    an eager run (the 5-epoch bench compares it with the lab's figure)."""
+    L.seed_everything(1)
+    port = KerasNet(steps_per_call=8)
+    assert gpu_fit(port, "32-true", normalize="unit", shuffle=False) > 0.8
+    assert port.block.graph is not None
+    assert not [w for w in recwarn if "graph capture failed" in str(w.message)]
 
 
 @pytest.mark.gpu
