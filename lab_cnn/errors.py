@@ -159,8 +159,8 @@ def exit_on_user_error(prog: str, command: Callable[[], None]) -> None:
     and exit code 130, a bug raises."""
     try:
         command()
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"{prog}: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         sys.exit(INTERRUPTED)
     except Exception as e:
         message = user_error(e)

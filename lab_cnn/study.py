@@ -367,6 +367,9 @@ def run_study(study: Study, seeds: int, force: bool, data_dir: str, folder: Path
         started = time.time()
         try:
             runs[key] = run_variant(v, key, study.settings, seed, data_dir, log)
+        except KeyboardInterrupt:
+            kept = f"{len(runs)} finished runs are kept in {folder / RUNS}" if runs else "no run had finished"
+            raise KeyboardInterrupt(f"{kept}; the same command goes on from there") from None
         except UserError as e:
             failures.append(f"{c.name}/{v.name} seed {seed}: {e}")
             print(f"{label}: FAILED after {time.time() - started:.0f} s: {e}", flush=True)

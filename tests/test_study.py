@@ -4,8 +4,13 @@ rebuild from their committed data; verdicts from Welch's t-test."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -268,3 +273,28 @@ def test_verdicts_follow_the_t_test() -> None:
         mixed.startswith("not supported at 3 seeds (vs tanh: difference +1.30")
         and "; vs sigmoid: difference +0.03" in mixed
     )
+
+
+def test_ctrl_c_stops_a_study_in_one_line_and_leaves_no_unfinished_run(tmp_path) -> None:
+    path = tiny_study(tmp_path, slow={"config": str(CONFIGS / "baseline.yaml")})
+    path.write_text(path.read_text().replace("epochs: 1", "epochs: 5"))  # long enough to be interrupted
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab_cnn", "study", "tiny.yaml", "--data-dir", str(DATA_DIR)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("lightning_logs/studies/*/version_0/events.*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # well into training
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == (
+        "lab-cnn: interrupted; no run had finished; the same command goes on from there"
+    )
+    assert not list(tmp_path.glob("lightning_logs/studies/*/version_*"))  # the unfinished run is gone
+    assert not list(tmp_path.glob("reports/*/logs/*.log")) and not list(tmp_path.glob("reports/*/runs.json"))
