@@ -113,21 +113,16 @@ def checkpoint(tmp_path_factory) -> Path:
     return folder / "lightning_logs/baseline/version_0/checkpoints/last.ckpt"
 
 
+def predict_run(checkpoint: Path, folder: Path):
+    """``lab-cnn predict`` of the images in ``folder`` with ``checkpoint``."""
+    data = ["--data.data_dir", str(DATA_DIR), "--data.predict_path", str(folder)]
+    args = ["--config", str(CONFIGS / "baseline.yaml"), *data, "--ckpt_path", str(checkpoint)]
+    return run("predict", *args, "--trainer.enable_progress_bar", "false", cwd=folder.parent)
+
+
 def predict(checkpoint: Path, folder: Path) -> dict[str, str]:
-    result = run(
-        "predict",
-        "--config",
-        str(CONFIGS / "baseline.yaml"),
-        "--data.data_dir",
-        str(DATA_DIR),
-        "--ckpt_path",
-        str(checkpoint),
-        "--data.predict_path",
-        str(folder),
-        "--trainer.enable_progress_bar",
-        "false",
-        cwd=folder,
-    )
+    """The digit read in each image of ``folder``, by file stem (from the CSV in the checkpoint's run folder)."""
+    result = predict_run(checkpoint, folder)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = csv.DictReader(open(checkpoint.parent.parent / f"predictions-{folder.name}.csv"))
     return {Path(r["image"]).stem: r["digit"] for r in rows}
@@ -169,20 +164,7 @@ def test_unreadable_files_are_named_and_skipped(checkpoint, photos, tmp_path) ->
     (folder / "notes.txt").write_text("not an image")
     (folder / "broken.png").write_bytes(b"\x89PNG broken")
     Image.new("L", (50, 50), 255).save(folder / "blank.png")
-    result = run(
-        "predict",
-        "--config",
-        str(CONFIGS / "baseline.yaml"),
-        "--data.data_dir",
-        str(DATA_DIR),
-        "--ckpt_path",
-        str(checkpoint),
-        "--data.predict_path",
-        str(folder),
-        "--trainer.enable_progress_bar",
-        "false",
-        cwd=tmp_path,
-    )
+    result = predict_run(checkpoint, folder)
     assert result.returncode == 0, result.stderr[-2000:]
     skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped ")]
     assert len(skipped) == 3 and any("blank.png: no digit found" in line for line in skipped)
