@@ -10,28 +10,26 @@ It imports Keras and TensorFlow, not Lightning. Every argument is checked before
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
-import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from keras_parity.nets import ACTIVATIONS, KERAS_LR, KERAS_MOMENTUM, KerasCNN
+from keras_parity.nets import ACTIVATIONS, KERAS_LR, KERAS_MOMENTUM, keras_settings
 from lab_cnn import mnist
-from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error, first_line, whole_number
+from lab_cnn.errors import MAX_SEED, ArgumentParser, UserError, exit_on_user_error, first_line, seed, whole_number
 from lab_cnn.nets import NUM_CLASSES
-from lab_cnn.runs import KERAS_LOG_DIR, checked_run_name
-
-MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeds are 32-bit
+from lab_cnn.runs import KERAS_LOG_DIR, check_can_write, checked_run_name
 
 
 def seed_number(text: str) -> int:
-    """argparse type: a seed, a whole number in [0, 2**32 - 1]."""
-    if not text.isdigit() or int(text) > MAX_SEED:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; use a whole number in [0, {MAX_SEED}]")
-    return int(text)
+    """argparse type: a seed, by :func:`lab_cnn.errors.seed`'s rule."""
+    try:
+        return seed("", int(text))
+    except (ValueError, UserError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; use a whole number in [0, {MAX_SEED}]") from None
 
 
 def parser() -> ArgumentParser:
@@ -83,11 +81,7 @@ def checked_model_path(path: str, writing: bool) -> Path:
     if writing:
         if model_path.is_dir():
             raise UserError(f"--model_path: {path} is a folder; give a .keras file name")
-        existing = next(
-            p for p in [model_path.parent, *model_path.parent.parents] if p.exists() or p == Path(p.anchor or ".")
-        )
-        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise UserError(f"--model_path: {path} cannot be written ({existing} is not a folder this user can write)")
+        check_can_write("--model_path", model_path.parent)
     elif not model_path.is_file():
         raise UserError(f"--model_path: {path} does not exist; train first with --mode train")
     return model_path
@@ -104,8 +98,10 @@ def load(model_path: Path):
 
 
 def run_dir(args) -> Path:
-    """The run's TensorBoard folder: ``lightning_logs/keras/<run>/``."""
-    return KERAS_LOG_DIR / checked_run_name("--run", args.run or Path(args.model_path).stem)
+    """The run's TensorBoard folder, ``lightning_logs/keras/<run>/``, checked that it can be written."""
+    folder = KERAS_LOG_DIR / checked_run_name("--run", args.run or Path(args.model_path).stem, reserved=())
+    check_can_write("--run", folder)
+    return folder
 
 
 def scalar_logger(log_dir: Path):
@@ -124,16 +120,10 @@ def scalar_logger(log_dir: Path):
     return log
 
 
-def hyperparameters(args) -> dict[str, float | int | str]:
-    """The run's knobs under the names KerasNet (the port) gives them, for TensorBoard's HParams table."""
-    defaults = {k: p.default for k, p in inspect.signature(KerasCNN).parameters.items()}
-    return {
-        **defaults,
-        "activation": args.activation,
-        "conv_layers": args.conv_layers,
-        "lr": KERAS_LR,
-        "momentum": KERAS_MOMENTUM,
-    }
+def hyperparameters(model: Any) -> dict[str, float | int | str]:
+    """The model's knobs, read from its layers, under the names KerasNet (the port) gives them: for
+    TensorBoard's HParams table beside lab-cnn's runs."""
+    return {**keras_settings(model), "lr": KERAS_LR, "momentum": KERAS_MOMENTUM}
 
 
 def train(args) -> None:
@@ -176,14 +166,21 @@ def test(args) -> None:
     model = load(checked_model_path(args.model_path, writing=False))
     log_dir = run_dir(args)
     x, y = keras_arrays(args.data_dir, train=False)
-    loss, accuracy = model.evaluate(x, y, batch_size=args.batch_size, verbose=0)
+    try:  # compiled here with the lab's loss and metric, whatever (or whether) it was compiled with
+        model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+        loss, accuracy = model.evaluate(x, y, batch_size=args.batch_size, verbose=0)
+        settings = hyperparameters(model)
+    except (ValueError, TypeError, UserError) as e:
+        raise UserError(
+            f"--model_path: {args.model_path} is not the lab's network for MNIST ({first_line(e)})"
+        ) from None
     step = trained_steps(log_dir)
     scalar_logger(log_dir)(
         step,
         {"test/loss": loss, "test/acc": accuracy, "test/images": len(x), "hp/test_loss": loss, "hp/test_acc": accuracy},
     )
     with tf.summary.create_file_writer(str(log_dir)).as_default():
-        hp.hparams(hyperparameters(args))
+        hp.hparams(settings)
     print(f"Test loss: {loss}")
     print(f"Test accuracy: {100 * accuracy:.2f}%")
 

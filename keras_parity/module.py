@@ -9,7 +9,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from keras_parity.nets import KERAS_LR, KERAS_MOMENTUM, POOL_SIZE, ChannelsLastFlatten, Dropout, KerasCNN
+from keras_parity.nets import (
+    KERAS_LR,
+    KERAS_MOMENTUM,
+    POOL_SIZE,
+    ChannelsLastFlatten,
+    Dropout,
+    KerasCNN,
+    keras_settings,
+)
 from lab_cnn.errors import UserError
 from lab_cnn.module import Classifier
 
@@ -55,20 +63,12 @@ def to_torch(keras_model: Any) -> KerasNet:
     is not is refused in one line naming the first layer that does not fit.
     """
     layers = [layer for layer in keras_model.layers if type(layer).__name__ != "InputLayer"]
-    convs = [layer for layer in layers if type(layer).__name__ == "Conv2D"]
-    denses = [layer for layer in layers if type(layer).__name__ == "Dense"]
-    if not convs or len(denses) < 2:
-        first = layers[0].name if layers else "(no layers)"
-        raise UserError(f"to_torch: {first}: the model is not the lab's network (Conv2D blocks, then Dense blocks)")
-    activation = convs[0].get_config()["activation"]
-    net = KerasNet(
-        activation=activation,
-        conv_layers=len(convs),
-        filters=convs[0].filters,
-        kernel_size=convs[0].kernel_size[0],
-        dense_layers=len(denses) - 1,
-        dense_units=denses[0].units,
-    )
+    try:
+        settings = keras_settings(keras_model)
+    except UserError as e:
+        raise UserError(f"to_torch: {e}") from None
+    activation = settings["activation"]
+    net = KerasNet(**settings)
     ports = [module for _, module in net.net.layers.named_children()]
     for i, (layer, port) in enumerate(zip_longest(layers, ports)):
         why = unfit(layer, port, "softmax" if i == len(ports) - 1 else activation)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lab_cnn.errors import choice, positive_int
+from lab_cnn.errors import UserError, choice, positive_int
 from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES, output_size
 
 # Keras' activations by name, with Keras' defaults (its leaky_relu slope is 0.2).
@@ -127,6 +127,24 @@ class KerasCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
+
+
+def keras_settings(keras_model: Any) -> dict[str, Any]:
+    """The knobs of :class:`KerasCNN` that describe a Keras model built the lab's way, read from its layers."""
+    layers = [layer for layer in keras_model.layers if type(layer).__name__ != "InputLayer"]
+    convs = [layer for layer in layers if type(layer).__name__ == "Conv2D"]
+    denses = [layer for layer in layers if type(layer).__name__ == "Dense"]
+    if not convs or len(denses) < 2:
+        first = layers[0].name if layers else "(no layers)"
+        raise UserError(f"{first}: the model is not the lab's network (Conv2D blocks, then Dense blocks)")
+    return {
+        "activation": convs[0].get_config()["activation"],
+        "conv_layers": len(convs),
+        "filters": convs[0].filters,
+        "kernel_size": convs[0].kernel_size[0],
+        "dense_layers": len(denses) - 1,
+        "dense_units": denses[0].units,
+    }
 
 
 # The net each model class of this package builds from its own arguments (besides the training recipe,

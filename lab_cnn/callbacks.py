@@ -37,7 +37,8 @@ def predictions_name(predict_path: str | None) -> str:
     """``predictions.csv`` for the test images; ``predictions-<folder>.csv`` for your own images."""
     if predict_path is None:
         return "predictions"
-    name = Path(predict_path.split("*")[0]).name or Path(predict_path).parent.name
+    path = Path(predict_path)
+    name = path.stem if path.is_file() else Path(predict_path.split("*")[0]).name or path.parent.name
     return "predictions-" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "images")
 
 

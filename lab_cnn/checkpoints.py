@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 @dataclass
 class Checkpoint:
-    """A checkpoint file given with ``--ckpt_path``: its weights, and whether Lightning wrote it."""
+    """A checkpoint file given with ``--ckpt_path``: its weights; Lightning's checkpoints (they can resume a
+    run) also carry the model's hyperparameters."""
 
     path: Path
     state_dict: dict[str, Tensor]
     lightning: bool
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    data_hyperparameters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path | None:
@@ -56,6 +59,8 @@ def find(value: str, run_dir: Path) -> Path:
         raise UserError(
             f"--ckpt_path {value}: Lightning knows that checkpoint only within one fit; give a checkpoint file, or last"
         )
+    if not value.strip():
+        raise UserError("--ckpt_path: '' is not allowed; give a checkpoint file, or last")
     path = Path(value)
     if path.is_dir():
         raise UserError(f"--ckpt_path: {value} is a folder; give a checkpoint file, e.g. {path / LAST_CHECKPOINT}")
@@ -75,23 +80,25 @@ def load(path: Path) -> Checkpoint:
         ) from None
     except Exception as e:  # noqa: BLE001 - whatever makes a file unreadable, the user gets one line
         raise UserError(
-            f"--ckpt_path: {path} is not a readable checkpoint ({type(e).__name__}: {first_line(e)})"
+            f"--ckpt_path: {path} is not a file torch.save wrote ({type(e).__name__}: {first_line(e)})"
         ) from None
-    if isinstance(content, dict) and isinstance(content.get("state_dict"), dict):
-        return Checkpoint(path, content["state_dict"], lightning=True)
-    if isinstance(content, dict) and content and all(isinstance(v, Tensor) for v in content.values()):
-        return Checkpoint(path, content, lightning=False)
-    raise UserError(f"--ckpt_path: {path} holds no model weights (neither a Lightning checkpoint nor a state_dict)")
+    weights = content.get("state_dict", content) if isinstance(content, dict) else None
+    if not isinstance(weights, dict) or not weights or not all(isinstance(v, Tensor) for v in weights.values()):
+        raise UserError(f"--ckpt_path: {path} holds no model weights (neither a Lightning checkpoint nor a state_dict)")
+    if "pytorch-lightning_version" in content:
+        model, data = content.get("hyper_parameters") or {}, content.get("datamodule_hyper_parameters") or {}
+        return Checkpoint(path, weights, lightning=True, hyperparameters=model, data_hyperparameters=data)
+    return Checkpoint(path, weights, lightning=False)
 
 
 def matching_state_dict(model: nn.Module, checkpoint: Checkpoint) -> dict[str, Tensor]:
     """The checkpoint's weights under the model's names, refused naming the first layer that differs.
     A plain state_dict of the bare net (the lab script's ``conv1.weight``, ...) is matched to the model's
-    ``net.layers.conv1.weight``, ... by the prefix that makes every name fit."""
+    ``net.layers.conv1.weight``, ... by the prefix under which most names fit."""
     ours = model.state_dict()
     theirs = checkpoint.state_dict
     if not checkpoint.lightning:
-        prefix = next((p for p in ("", "net.", "net.layers.") if all(p + k in ours for k in theirs)), "")
+        prefix = max(("", "net.", "net.layers."), key=lambda p: sum(p + k in ours for k in theirs))
         theirs = {prefix + k: v for k, v in theirs.items()}
     for key in [*ours, *(k for k in theirs if k not in ours)]:
         mine, given = ours.get(key), theirs.get(key)
@@ -99,7 +106,25 @@ def matching_state_dict(model: nn.Module, checkpoint: Checkpoint) -> dict[str, T
             shape = lambda t: "missing" if t is None else tuple(t.shape)  # noqa: E731
             raise UserError(
                 f"--ckpt_path: {checkpoint.path} does not fit this model: {key} is {shape(given)} in the checkpoint "
-                f"and "
-                f"{shape(mine)} in the model; use the config (and overrides) it was trained with"
+                f"and {shape(mine)} in the model; use the config (and overrides) it was trained with"
             )
     return theirs
+
+
+def check_same_function(
+    checkpoint: Checkpoint, model: dict[str, Any], data: dict[str, Any], free: tuple[str, ...]
+) -> None:
+    """A Lightning checkpoint of lab-cnn records the arguments of its model and data module. The model's,
+    but for the ``free`` ones (the training recipe), and the data's normalization must be this command's:
+    with another activation or pooling every weight still fits, and the numbers would be of another net.
+    Refused naming the first that differs."""
+    trained = {f"model.{k}": v for k, v in checkpoint.hyperparameters.items() if k not in free}
+    trained |= {f"data.{k}": v for k, v in checkpoint.data_hyperparameters.items() if k == "normalize"}
+    given = {f"model.{k}": v for k, v in model.items()} | {f"data.{k}": v for k, v in data.items()}
+    plain = lambda value: list(value) if isinstance(value, tuple) else value  # noqa: E731 - YAML keeps no tuples
+    for key, value in trained.items():
+        if not key.split(".")[1].startswith("_") and key in given and plain(given[key]) != plain(value):
+            raise UserError(
+                f"--ckpt_path: {checkpoint.path} was trained with {key} {value!r} and this command has "
+                f"{given[key]!r}; use the config (and overrides) it was trained with"
+            )

@@ -10,11 +10,11 @@ import json
 import typing
 from pathlib import Path
 
+import yaml
+
 from lab_cnn import mnist
 from lab_cnn.config import config_paths, model_class_path, model_init_args, read_configs
-from lab_cnn.errors import ArgumentParser, UserError, check_recipe, describe_parse_error, whole_number
-
-RECIPE = tuple(inspect.signature(check_recipe).parameters)  # lr, momentum, steps_per_call
+from lab_cnn.errors import RECIPE, ArgumentParser, UserError, check_recipe, describe_parse_error, whole_number
 
 
 def data_command(argv: list[str]) -> None:
@@ -39,20 +39,34 @@ def registered_net(class_path: str) -> type | None:
     return getattr(nets, "MODEL_NETS", {}).get(class_path.rsplit(".", 1)[-1])
 
 
+def as_options(init_args: dict) -> list[str]:
+    """A model's arguments as ``--model.KEY=VALUE`` options (values as JSON, texts as they are)."""
+    return [
+        f"--model.{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in init_args.items() if k != "class_path"
+    ]
+
+
 def model_arguments(argv: list[str], init_args: dict) -> list[str]:
-    """The model's arguments as command-line options: the configs' values first, then those of ``argv``
-    (``--model.init_args.X`` as ``--model.X``); the config files and the model class are left out."""
-    given = [f"--model.{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in init_args.items()]
-    skip = {"-c", "--config", "--model", "--model.class_path"}
-    rest, i = [], 0
+    """The model's arguments as command-line options, as fit reads them: the configs' values first, then
+    those of ``argv`` (``--model.init_args.X`` as ``--model.X``, and ``--model`` or ``--model.init_args``
+    given as a mapping). The config files, the model's class and the other sections (trainer, data, ...),
+    which build no layer, are left out."""
+    options, i = as_options(init_args), 0
     while i < len(argv):
-        flag = argv[i].partition("=")[0]
-        if flag in skip:
-            i += 1 if "=" in argv[i] else 2
-            continue
-        rest.append(argv[i].replace("--model.init_args.", "--model.", 1))
-        i += 1
-    return [*given, *rest]
+        flag, equals, value = argv[i].partition("=")
+        has_value = bool(equals) or (i + 1 < len(argv) and not argv[i + 1].startswith("-"))
+        value = value if equals else argv[i + 1] if has_value else ""
+        if flag in ("--model", "--model.init_args"):
+            spec = yaml.safe_load(value) if value else None
+            if isinstance(spec, dict):
+                options += as_options(spec.get("init_args") or {} if flag == "--model" else spec)
+        elif flag.startswith("--model."):
+            options.append(f"{flag.replace('--model.init_args.', '--model.', 1)}={value}" if has_value else flag)
+        elif not flag.startswith("--") or flag == "--help" or flag == "-h":
+            options.append(argv[i])
+            has_value = bool(equals)
+        i += 1 if equals or not has_value else 2
+    return options
 
 
 def summary_command(argv: list[str]) -> None:
@@ -103,7 +117,7 @@ def summary_of_any_model(argv: list[str]) -> None:
 
 def study_command(argv: list[str]) -> None:
     from lab_cnn.report import write_report
-    from lab_cnn.study import Settings, load_study, run_study
+    from lab_cnn.study import Settings, load_study, read_runs, run_study
 
     parser = ArgumentParser(
         prog="lab-cnn study",
@@ -148,11 +162,12 @@ def study_command(argv: list[str]) -> None:
     folder = Path(args.out) if args.out else study.folder(shortened=study.settings != own)
     mnist.ensure(args.data_dir)  # fetched once here, not by every run at once
     failures = run_study(study, args.seeds, args.force, args.data_dir, folder)
-    write_report(folder)
-    print(f"Report: {folder / 'report.md'} (plots beside it)")
+    if read_runs(folder):  # a report of what finished, the failures listed in it
+        write_report(folder)
+        print(f"Report: {folder / 'report.md'} (plots beside it)")
     if failures:
         raise UserError(
-            f"{len(failures)} runs failed ({'; '.join(failures)}); see {folder / 'report.md'} and {folder / 'logs'}"
+            f"{len(failures)} runs failed ({'; '.join(failures)}); their output is in {folder / 'logs'}"
         )
 
 

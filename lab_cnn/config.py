@@ -28,7 +28,7 @@ def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML ({first_line(e)})") from None
     if spec is None:
-        return {}
+        raise UserError(f"{path}: the {what} is empty")
     if not isinstance(spec, dict):
         raise UserError(f"{path}: a {what} is a mapping of keys to values, not a YAML {type(spec).__name__}")
     return spec
@@ -42,8 +42,20 @@ def config_paths(argv: list[str]) -> list[str]:
 
 
 def read_configs(argv: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    """Every config file of ``argv``, read; checked that they name one model class between them."""
+    """Every config file of ``argv``, read; checked that its sections are mappings (a model may be named
+    by its class alone) and that the files name one model class between them."""
     configs = [(path, read_yaml(Path(path))) for path in config_paths(argv)]
+    for path, config in configs:
+        for section in ("trainer", "model", "data"):
+            value = config.get(section)
+            if (
+                value is not None
+                and not isinstance(value, dict)
+                and not (section == "model" and isinstance(value, str))
+            ):
+                raise UserError(
+                    f"{path}: {section}: {value!r} is not allowed; give the {section}'s settings as keys and values"
+                )
     model_class_path(configs, argv)
     return configs
 
@@ -62,8 +74,13 @@ def model_class_path(configs: list[tuple[str, dict[str, Any]]], argv: list[str])
         flag, _, value = arg.partition("=")
         if flag in ("--model", "--model.class_path") and (value or i + 1 < len(argv)):
             value = value or argv[i + 1]
-            if not value.lstrip().startswith("{"):
-                named.append((f"{flag} {value}", value))
+            try:  # a class path, or (--model) a mapping with its class_path
+                spec = yaml.safe_load(value)
+            except yaml.YAMLError:
+                spec = value
+            class_path = spec.get("class_path") if isinstance(spec, dict) else spec
+            if isinstance(class_path, str):
+                named.append((f"{flag} {value}", class_path))
     names = {class_path.rsplit(".", 1)[-1] for _, class_path in named}
     if len(names) > 1:
         (first, a), (second, b) = (

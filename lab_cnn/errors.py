@@ -21,7 +21,9 @@ from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
 WHOLE_NUMBER = "use a whole number >= 1"
+MAX_SEED = 2**32 - 1  # NumPy's, and so Lightning's and TensorFlow's, seeds are 32-bit
 INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
+OUT_OF_MEMORY = re.compile(r"out of memory|can't allocate memory", re.IGNORECASE)  # torch's words, CPU and CUDA
 
 
 class UserError(ValueError):
@@ -49,6 +51,13 @@ def whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed; {WHOLE_NUMBER}") from None
 
 
+def seed(key: str, value: object) -> int:
+    """``value`` if it is a seed NumPy takes: a whole number in [0, 2**32 - 1]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise UserError(f"{key}: {value!r} is not allowed; use a whole number in [0, {MAX_SEED}]")
+    return value
+
+
 def drop_rate(key: str, value: object) -> float:
     """``value`` if it is a dropout probability in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
@@ -73,6 +82,9 @@ def check_recipe(lr: float = 0.01, momentum: float = 0.0, steps_per_call: int = 
     positive_int("model.steps_per_call", steps_per_call)
 
 
+RECIPE = ("lr", "momentum", "steps_per_call")  # check_recipe's arguments
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose mistakes become a UserError (one line), not usage text and exit."""
 
@@ -92,14 +104,25 @@ def describe_parse_error(message: str, keys: Iterable[str]) -> str:
     lines = message.splitlines()
     found = [(i, m.group(1)) for i, line in enumerate(lines) if (m := re.search(r'Parser key "([\w.]+)"', line))]
     path = [key for _, key in found]
-    unknown = re.search(r"unrecognized arguments: --([\w.]+)", message)
+    unknown = re.search(r"unrecognized arguments: --([\w.]+)", message) or re.search(
+        r"does not accept option '([\w.]+)'", message
+    )
     option = re.search(r"Option '(\w+)' is not accepted", message)
     if unknown or option:
         key = unknown.group(1) if unknown else ".".join([*path[:1], option.group(1)])
         return f"{key}: unknown key; {did_you_mean(key, keys)}"
     problem = re.search(r"Problem with given class_path '([^']+)':\n\s*(.+)", message)
-    if path and problem and not problem.group(2).startswith(("Parser key", "Option")):
+    if (
+        path
+        and problem
+        and re.search(r"No module named|module '[\w.]+' has no attribute|Unable to import", problem.group(2))
+    ):
         return f"{path[0]}: {problem.group(1)!r} is not a class that can be imported ({problem.group(2).strip()})"
+    if path and problem and not problem.group(2).startswith(("Parser key", "Option")):
+        return f"{path[0]}: its arguments for {problem.group(1)} are not allowed ({problem.group(2).strip()})"
+    scalar = re.search(r'Parser key "(\w+)":\s*Unable to load config \W(\S*?)\W\s', message + " ")
+    if scalar:
+        return f"{scalar.group(1)}: {scalar.group(2)!r} is not allowed; give its settings as keys and values"
     if not path:
         return " ".join(message.split())
     start, inner = found[-1]
@@ -148,6 +171,8 @@ def user_error(error: BaseException) -> str | None:
             return first_line(cause)
         if isinstance(cause, OSError) and cause.filename:
             return f"{cause.filename}: {cause.strerror or first_line(cause)}"
+        if isinstance(cause, MemoryError) or (isinstance(cause, RuntimeError) and OUT_OF_MEMORY.search(str(cause))):
+            return f"the model or its batches do not fit in memory ({first_line(cause)}); use smaller settings"
         cause = cause.__cause__ or cause.__context__
     if isinstance(error, argparse.ArgumentError):
         return " ".join(str(error).split())

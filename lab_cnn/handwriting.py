@@ -139,12 +139,12 @@ def mnist_style(image: Image.Image) -> tuple[np.ndarray, str | None]:
 
 
 def image_files(path: str) -> list[Path]:
-    """The files of a folder, or those a glob matches, sorted."""
-    return (
-        sorted(p for p in Path(path).iterdir() if p.is_file())
-        if Path(path).is_dir()
-        else sorted(map(Path, glob.glob(path)))
-    )
+    """The regular files of a folder, or those a glob matches (a single file too), sorted."""
+    found = Path(path).iterdir() if Path(path).is_dir() else map(Path, glob.glob(path))
+    files = sorted(p for p in found if p.is_file())
+    if not files and not Path(path).exists() and not glob.has_magic(path):
+        raise UserError(f"data.predict_path: {path!r} does not exist")
+    return files
 
 
 def load_digits(path: str) -> list[Digit]:
@@ -157,7 +157,7 @@ def load_digits(path: str) -> list[Digit]:
                 image.load()
                 pixels, warning = mnist_style(image)
                 source = image.copy()
-        except (UnidentifiedImageError, OSError, ValueError) as e:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
             print(f"skipped {file}: {e}", file=sys.stderr)
             continue
         if warning:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import suppress
 from typing import Any
 
 from lab_cnn.compat import tensorboard_without_tensorflow
@@ -73,8 +74,10 @@ def first_conv_filters(net: nn.Module) -> Tensor | None:
 
 
 def writer_of(trainer: L.Trainer) -> Any:
-    """The run's TensorBoard writer; None without a TensorBoard logger (``fast_dev_run``, ``logger: false``)."""
-    return trainer.logger.experiment if isinstance(trainer.logger, TensorBoardLogger) else None
+    """The run's TensorBoard writer; None without a TensorBoard logger (``fast_dev_run``, ``logger: false``)
+    and in every process but the first under DDP (it alone writes the run's files)."""
+    tensorboard = isinstance(trainer.logger, TensorBoardLogger) and trainer.global_rank == 0
+    return trainer.logger.experiment if tensorboard else None
 
 
 def log_hparams(writer: Any, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -117,7 +120,8 @@ class Inspection(L.Callback):
         for name, param in pl_module.named_parameters():
             for kind, values in (("weights", param.detach()), ("gradients", param.grad)):
                 if values is not None and bool(torch.isfinite(values).all()):
-                    writer.add_histogram(f"{kind}/{name}", values.float().cpu(), trainer.current_epoch)
+                    with suppress(ValueError):  # values TensorBoard cannot bin (a diverged run's 1e30s)
+                        writer.add_histogram(f"{kind}/{name}", values.float().cpu(), trainer.current_epoch)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.mistakes: list[tuple[Tensor, Tensor, Tensor]] = []  # images, true and predicted digits

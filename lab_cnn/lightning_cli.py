@@ -27,7 +27,7 @@ from lab_cnn.callbacks import PredictionCSV, RunLogger
 from lab_cnn.checkpoints import AtomicCheckpointIO, Checkpoint
 from lab_cnn.config import model_class_path, read_configs
 from lab_cnn.data import MNISTDataModule
-from lab_cnn.errors import UserError, describe_parse_error, first_line
+from lab_cnn.errors import RECIPE, UserError, describe_parse_error, first_line, seed
 from lab_cnn.inspection import Inspection
 from lab_cnn.module import Classifier
 from lab_cnn.runs import LOG_DIR, checked_run_name
@@ -37,16 +37,18 @@ CLI_KEYS = ("config", "print_config", "seed_everything", "name", "inspect")
 
 
 class Quieter(logging.Filter):
-    """Drops Lightning's advertisement for its cloud logger from every run's output."""
+    """Drops Lightning's advertisement for its cloud logger, and its "Seed set to N" (the seed is in the
+    run's config.yaml), from every run's output."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        return not any(noise in record.getMessage() for noise in ("litlogger", "Seed set to"))
 
 
 def quiet() -> None:
     """What every run would print that says nothing about it: Lightning's tip, a deprecation notice that
     Lightning's own code triggers in torch, and a warning about step logging (lab-cnn logs per epoch)."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(Quieter())
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).addFilter(Quieter())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval")
 
@@ -133,6 +135,8 @@ class LabCLI(LightningCLI):
             return
         config = self.config[subcommand]
         checked_run_name("--name", self.run_name(config))
+        if not isinstance(config["seed_everything"], bool):
+            seed("seed_everything", config["seed_everything"])
         ckpt_path = config.get("ckpt_path")
         if ckpt_path is None and subcommand != "fit":
             raise UserError(
@@ -165,15 +169,27 @@ class LabCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The Trainer with the lab's logger, checkpointing, progress bar and inspection; the data and the
         devices are checked first."""
+        self.check_checkpoint()
         config = self.config_init[self.subcommand]["trainer"] if self.subcommand else self.config_init["trainer"]
         check_devices(config)
         if config.get("max_epochs") is not None and config["max_epochs"] < 1:
             raise UserError(f"trainer.max_epochs: {config['max_epochs']} is not allowed; use a whole number >= 1")
+        accumulate, clip = config.get("accumulate_grad_batches", 1), config.get("gradient_clip_val")
+        if accumulate != 1 or clip not in (None, 0):  # Lightning's automatic optimization only
+            key, value = ("accumulate_grad_batches", accumulate) if accumulate != 1 else ("gradient_clip_val", clip)
+            raise UserError(
+                f"trainer.{key}: {value!r} is not allowed: lab-cnn's models take their optimizer steps themselves "
+                "(several per call on a GPU), which Lightning's option cannot join; leave it out"
+            )
         self.datamodule.prepare_data()  # a data problem stops the command before it makes a folder
         inspect_run = bool(self.config_init[self.subcommand]["inspect"]) if self.subcommand else False
         if config.get("logger") in (None, True):
             kwargs["logger"] = self.logger_for_run()
         kwargs["plugins"] = config.get("plugins") or [AtomicCheckpointIO()]
+        if config.get("default_root_dir") is None:  # without a logger, checkpoints still go below lightning_logs/
+            kwargs["default_root_dir"] = str(
+                LOG_DIR / self.run_name(self.config[self.subcommand] if self.subcommand else self.config)
+            )
         given = list(config.get("callbacks") or [])
         ours: list[Any] = []
         if self.subcommand in ("fit", None) and not any(isinstance(c, ModelCheckpoint) for c in given):
@@ -201,18 +217,19 @@ class LabCLI(LightningCLI):
             return RunLogger(run_dir.parent.parent, run_dir.parent.name, int(run_dir.name.removeprefix("version_")))
         return RunLogger(LOG_DIR, self.run_name(self.config[self.subcommand] if self.subcommand else self.config))
 
-    def _check_checkpoint(self) -> None:
-        """The checkpoint must fit the model built from the config; a plain state_dict is loaded here."""
+    def check_checkpoint(self) -> None:
+        """The checkpoint must fit the model and data built from the config (every weight's shape, and the
+        arguments it was trained with); a plain state_dict is loaded here."""
         if self.checkpoint is None:
             return
         weights = checkpoints.matching_state_dict(self.model, self.checkpoint)
+        data = {"normalize": self.datamodule.normalize}
+        checkpoints.check_same_function(self.checkpoint, dict(self.model.hparams), data, free=RECIPE)
         if not self.checkpoint.lightning:
             self.model.load_state_dict(weights)
             print(f"Weights from {self.checkpoint.path}", file=sys.stderr)
         elif self.subcommand == "fit":
             print(f"Resuming from {self.checkpoint.path}", file=sys.stderr)
-
-    before_fit = before_validate = before_test = before_predict = _check_checkpoint
 
     def after_fit(self) -> None:
         """Test the final model on the 10,000 test images, as the lab does."""

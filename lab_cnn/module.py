@@ -74,7 +74,8 @@ class Classifier(L.LightningModule):
             torch.set_float32_matmul_precision("high")
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x.contiguous(memory_format=torch.channels_last))
+        """Log-probabilities of images, given in the net's dtype (64-true and bf16-true keep the net in it)."""
+        return self.net(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
 
     def on_train_start(self) -> None:
         """Restore a resumed run's RNG here, after the sanity check, where the uninterrupted run stood;

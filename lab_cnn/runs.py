@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+import tempfile
+from pathlib import Path
 
-from lab_cnn.errors import UserError
+from lab_cnn.errors import UserError, first_line
 
 LOG_DIR = Path("lightning_logs")  # every run's TensorBoard folder is below it
 KERAS_LOG_DIR = LOG_DIR / "keras"  # keras-parity runs, so one TensorBoard shows both frameworks
@@ -17,14 +18,33 @@ def run_versions(run_dir: Path) -> dict[int, Path]:
     return {int(p.name.removeprefix("version_")): p for p in found}
 
 
-def checked_run_name(key: str, name: str) -> str:
-    """``name`` if it is a folder name, or names nested in it (``studies/x``), that stays inside the log folder."""
-    parts = PurePosixPath(name).parts
-    if not name.strip() or PurePosixPath(name).is_absolute() or "\\" in name or any(p in ("..", ".") for p in parts):
+def checked_run_name(
+    key: str, name: object, inside: Path = LOG_DIR, reserved: tuple[str, ...] = (KERAS_LOG_DIR.name,)
+) -> str:
+    """``name`` if it names a folder (or folders nested, ``studies/x``) that stays ``inside``: not absolute,
+    no ``.`` or ``..``, printable, each part a file name the system takes, and not one of the ``reserved``
+    folders (the Keras runs')."""
+    if not isinstance(name, str):
+        raise UserError(f"{key}: {name!r} is not allowed; use a folder name")
+    parts = name.split("/")
+    fine = all(part not in ("", ".", "..") and len(part.encode()) <= 255 for part in parts)
+    if not fine or not name.isprintable() or "\\" in name or parts[0] in reserved:
         raise UserError(
-            f"{key}: {name!r} is not allowed; use a folder name inside {LOG_DIR}/, such as my_run or studies/my_run"
+            f"{key}: {name!r} is not allowed; use a folder name inside {inside}/, such as my_run or studies/my_run"
         )
     return name
+
+
+def check_can_write(key: str, folder: Path) -> None:
+    """That ``folder`` exists or can be made, and can be written: its nearest existing ancestor is a folder
+    where a file can be created (tried, and removed). Nothing is left behind."""
+    existing = next(p for p in [folder, *folder.parents] if p.exists() or p == Path(p.anchor or "."))
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as e:
+        raise UserError(f"{key}: {folder} cannot be written ({e.strerror or first_line(e)})") from None
 
 
 def newest_last_checkpoint(run_dir: Path) -> tuple[int, Path]:

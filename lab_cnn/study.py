@@ -30,7 +30,7 @@ from lab_cnn.config import read_yaml
 from lab_cnn.documented import documented
 from lab_cnn.errors import UserError, positive_int
 from lab_cnn.machine import describe_machine
-from lab_cnn.runs import KERAS_LOG_DIR, LOG_DIR, run_versions
+from lab_cnn.runs import KERAS_LOG_DIR, LOG_DIR, checked_run_name, run_versions
 
 REPORTS = Path("reports")
 RUNS = "runs.json"  # beside report.md: every run's numbers, keyed by run
@@ -124,55 +124,61 @@ class Study:
         return REPORTS / f"{self.name}-{self.settings.epochs}epochs{limit}"
 
 
-def load_study(path: str | Path) -> Study:
+def load_study(path: str | Path, including: tuple[Path, ...] = ()) -> Study:
     """A study file with its ``include``s, checked; every mistake is a UserError naming the file."""
     path = Path(path)
+    if path.resolve() in including:
+        raise UserError(f"{path}: includes itself (through {', '.join(p.name for p in including)})")
     spec = read_yaml(path, what="study file")
     comparisons: dict[str, Comparison] = {}
-    for included in spec.get("include", []):
-        for c in load_study(path.parent / included).comparisons:
+    for included in typed(f"{path}: include", spec.get("include", []), list):
+        for c in load_study(
+            path.parent / typed(f"{path}: include", included, str), (*including, path.resolve())
+        ).comparisons:
             comparisons.setdefault(c.name, c)
-    for name, c in (spec.get("comparisons") or {}).items():
+    for name, c in typed(f"{path}: comparisons", spec.get("comparisons") or {}, dict).items():
         comparisons[name] = comparison(path, name, c)
     if not comparisons:
         raise UserError(f"{path}: no comparisons; list them under 'comparisons:' or 'include:' other study files")
     epochs = positive_int(f"{path}: epochs", spec.get("epochs", 5))
-    return Study(
-        name=str(spec.get("name", path.stem)), settings=Settings(epochs), comparisons=list(comparisons.values())
-    )
+    name = checked_run_name(f"{path}: name", spec.get("name", path.stem), inside=REPORTS, reserved=())
+    return Study(name=name, settings=Settings(epochs), comparisons=list(comparisons.values()))
 
 
-def comparison(path: Path, name: str, spec: dict[str, Any]) -> Comparison:
+def typed(where: str, value: Any, kind: type) -> Any:
+    """``value`` if it is a ``kind`` (a list, a mapping, a text), else a UserError naming ``where``."""
+    if not isinstance(value, kind):
+        words = {list: "a list", dict: "keys and values", str: "a text"}[kind]
+        raise UserError(f"{where}: {value!r} is not allowed; give {words}")
+    return value
+
+
+def comparison(path: Path, name: str, spec: Any) -> Comparison:
     where = f"{path}: comparisons.{name}"
-    if not isinstance(spec, dict) or spec.get("framework") not in FRAMEWORKS:
-        framework = spec.get("framework") if isinstance(spec, dict) else None
-        raise UserError(f"{where}.framework: {framework!r} is not allowed; use pytorch or keras")
+    spec = typed(where, spec, dict)
+    if spec.get("framework") not in FRAMEWORKS:
+        raise UserError(f"{where}.framework: {spec.get('framework')!r} is not allowed; use pytorch or keras")
     variants = []
-    for vname, v in (spec.get("variants") or {}).items():
-        unknown = set(v) - {"config", "args", "keras", "documented"}
+    for vname, v in typed(f"{where}.variants", spec.get("variants") or {}, dict).items():
+        at = f"{where}.variants.{vname}"
+        unknown = set(typed(at, v, dict)) - {"config", "args", "keras", "documented"}
         if unknown:
-            raise UserError(
-                f"{where}.variants.{vname}: unknown key {sorted(unknown)[0]!r}; use config, args, keras or documented"
-            )
+            raise UserError(f"{at}: unknown key {sorted(unknown)[0]!r}; use config, args, keras or documented")
         if ("config" in v) == ("keras" in v):
-            raise UserError(f"{where}.variants.{vname}: give either 'config' (lab-cnn) or 'keras' (keras-parity)")
-        if "config" in v and not Path(v["config"]).is_file():
-            raise UserError(
-                f"{where}.variants.{vname}.config: {v['config']} not found (paths are relative to the current folder)"
-            )
+            raise UserError(f"{at}: give either 'config' (lab-cnn) or 'keras' (keras-parity)")
+        if "config" in v and not Path(typed(f"{at}.config", v["config"], str)).is_file():
+            raise UserError(f"{at}.config: {v['config']} not found (paths are relative to the current folder)")
         variant = Variant(
             name=vname,
             config=v.get("config"),
-            args=[str(a) for a in v.get("args", [])],
-            keras=v.get("keras"),
-            documented=v.get("documented"),
+            args=[str(a) for a in typed(f"{at}.args", v.get("args", []), list)],
+            keras=typed(f"{at}.keras", v["keras"], dict) if "keras" in v else None,
+            documented=typed(f"{at}.documented", v["documented"], str) if "documented" in v else None,
         )
         try:
             variant.lab_numbers()
         except (KeyError, TypeError):
-            raise UserError(
-                f"{where}.variants.{vname}.documented: {variant.documented!r} is not in documented_results.yaml"
-            ) from None
+            raise UserError(f"{at}.documented: {variant.documented!r} is not in documented_results.yaml") from None
         variants.append(variant)
     if not variants:
         raise UserError(f"{where}: no variants")

@@ -222,6 +222,23 @@ def test_study_file_mistakes_are_one_line_errors(tmp_path) -> None:
     assert "expect_best: 'b'" in mistake(
         {"comparisons": {"c": {"framework": "pytorch", "expect_best": "b", "variants": {"a": ok}}}}
     )
+    fine = {"comparisons": {"c": {"framework": "pytorch", "variants": {"a": ok}}}}
+    assert "include: 5 is not allowed; give a list" in mistake({**fine, "include": 5})
+    assert "comparisons: ['a'] is not allowed; give keys and values" in mistake({"comparisons": ["a"]})
+    assert "variants.a: 5 is not allowed; give keys and values" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "variants": {"a": 5}}}}
+    )
+    assert "variants.a.args: 5 is not allowed; give a list" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {**ok, "args": 5}}}}}
+    )
+    assert "variants.a.config: ['x'] is not allowed; give a text" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {"config": ["x"]}}}}}
+    )
+    assert "variants.a.documented: 5 is not allowed; give a text" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {**ok, "documented": 5}}}}}
+    )
+    assert "name: '../x' is not allowed; use a folder name inside reports/" in mistake({**fine, "name": "../x"})
+    assert "includes itself" in mistake({**fine, "include": ["s.yaml"]})
     missing = run("study", "no-such-study.yaml", cwd=tmp_path)
     assert (
         missing.returncode == 2 and missing.stderr.strip() == "lab-cnn: error: no-such-study.yaml: study file not found"

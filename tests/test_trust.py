@@ -38,6 +38,7 @@ SHORT = [
     "false",
 ]
 BASELINE = ["--config", str(CONFIGS / "baseline.yaml"), "--data.data_dir", str(DATA_DIR)]
+LAST = "lightning_logs/baseline/version_0/checkpoints/last.ckpt"
 
 
 def one_line_error(result: subprocess.CompletedProcess, prog: str = "lab-cnn") -> str:
@@ -64,6 +65,12 @@ def trained(tmp_path_factory) -> Path:
     (folder / "latin1.yaml").write_bytes("model:\n  init_args:\n    activation: r\xe9lu\n".encode("latin-1"))
     (folder / "afile").write_text("a file, not a folder")
     (folder / "models").mkdir()
+    torch.save({"state_dict": {"net.layers.conv1.weight": 1}}, folder / "not_tensors.ckpt")
+    (folder / "empty.yaml").write_text("")
+    (folder / "trainer5.yaml").write_text("trainer: 5\n")
+    (folder / "unknown_section.yaml").write_text("trainer:\n  max_epochs: 1\nfoo: 1\n")
+    (folder / "lightning_logs" / "keras").mkdir()
+    (folder / "lightning_logs" / "keras" / "afile").write_text("a file where a run folder would go")
     return folder
 
 
@@ -178,8 +185,53 @@ MISTAKES = {
             "--data.predict_path",
             "no_such_folder",
         ],
-        "data.predict_path: no readable digit images in 'no_such_folder'",
+        "data.predict_path: 'no_such_folder' does not exist",
     ),
+    "predict folder without images": (
+        ["predict", *BASELINE, "--ckpt_path", LAST, "--data.predict_path", "a_folder"],
+        "data.predict_path: no readable digit images in 'a_folder'",
+    ),  # fmt: skip
+    "negative seed": (
+        ["fit", *BASELINE, "--seed_everything", "-1"],
+        "seed_everything: -1 is not allowed; use a whole number in [0, 4294967295]",
+    ),  # fmt: skip
+    "huge data seed": (
+        ["fit", *BASELINE, "--data.seed", str(10**20)],
+        "data.seed: 100000000000000000000 is not allowed",
+    ),
+    "huge batch": (["fit", *BASELINE, "--data.batch_size", str(10**20)], "use a whole number in [1, 60000]"),
+    "weights not tensors": (["test", *BASELINE, "--ckpt_path", "not_tensors.ckpt"], "holds no model weights"),
+    "empty ckpt path": (["test", *BASELINE, "--ckpt_path", ""], "--ckpt_path: '' is not allowed"),
+    "another activation than trained": (
+        ["test", *BASELINE, "--model.activation", "tanh", "--ckpt_path", LAST],
+        "was trained with model.activation 'relu' and this command has 'tanh'",
+    ),  # fmt: skip
+    "another normalization than trained": (
+        ["test", *BASELINE, "--data.normalize", "unit", "--ckpt_path", LAST],
+        "was trained with data.normalize 'standard' and this command has 'unit'",
+    ),  # fmt: skip
+    "another pooling, resumed": (
+        ["fit", *BASELINE, "--model.pool", "avg", "--ckpt_path", "last"],
+        "was trained with model.pool 'max'",
+    ),  # fmt: skip
+    "accumulate": (
+        ["fit", *BASELINE, "--trainer.accumulate_grad_batches", "4"],
+        "trainer.accumulate_grad_batches: 4 is not allowed",
+    ),
+    "clip": (["fit", *BASELINE, "--trainer.gradient_clip_val", "1.0"], "trainer.gradient_clip_val: 1.0 is not allowed"),
+    "name dot": (["fit", *BASELINE, "--name", "."], "--name: '.' is not allowed"),
+    "name of the keras folder": (["fit", *BASELINE, "--name", "keras"], "--name: 'keras' is not allowed"),
+    "name too long": (["fit", *BASELINE, "--name", "a/" + "x" * 300], "is not allowed; use a folder name"),
+    "empty config": (["fit", "--config", "empty.yaml"], "empty.yaml: the config file is empty"),
+    "section not a mapping": (
+        ["fit", *BASELINE, "--config", "trainer5.yaml"],
+        "trainer5.yaml: trainer: 5 is not allowed",
+    ),
+    "unknown section": (["fit", *BASELINE, "--config", "unknown_section.yaml"], "foo: unknown key"),
+    "model class as a mapping": (
+        ["fit", *BASELINE, "--model", '{"class_path": "keras_parity.KerasNet"}'],
+        "names keras_parity.KerasNet: one run trains one model",
+    ),  # fmt: skip
     "two model configs": (
         ["fit", "--config", str(CONFIGS / "baseline.yaml"), "--config", str(CONFIGS / "keras_relu.yaml")],
         "baseline.yaml names the model lab_cnn.LabNet and",
@@ -220,10 +272,18 @@ KERAS_MISTAKES = {
     ),
     "model path under a file": (
         ["--mode", "train", "--model_path", "afile/m.keras"],
-        "afile/m.keras cannot be written",
+        "--model_path: afile cannot be written (afile is not a folder)",
     ),
     "model path is a folder": (["--mode", "train", "--model_path", "a_folder.keras"], "a_folder.keras is a folder"),
     "run outside": (["--mode", "train", "--run", "../x"], "--run: '../x' is not allowed"),
+    "run folder is a file": (
+        ["--mode", "train", "--run", "afile"],
+        "--run: lightning_logs/keras/afile cannot be written",
+    ),
+    "model path in /proc": (
+        ["--mode", "train", "--model_path", "/proc/m.keras"],
+        "--model_path: /proc cannot be written",
+    ),
     "missing model": (
         ["--mode", "test", "--model_path", "missing.keras"],
         "--model_path: missing.keras does not exist",
