@@ -29,7 +29,7 @@ data: setup ## Fetch MNIST into DATA_DIR/MNIST/raw and verify its MD5s
 train: data ## Train the lab's PyTorch net (CONFIG, default configs/baseline.yaml) on the CPU, or the GPU when there is one
 	$(LAB) fit --config $(CONFIG) --data.data_dir $(DATA_DIR)
 
-train-gpu: data ## Train CONFIG on one GPU with bf16 mixed precision (configs/trainer/gpu.yaml)
+train-gpu: data ## Train CONFIG on one GPU, 8 optimizer steps per Lightning step in a CUDA graph (configs/trainer/gpu.yaml)
 	$(LAB) fit --config $(CONFIG) --config configs/trainer/gpu.yaml --data.data_dir $(DATA_DIR)
 
 test: lint data ## Lint, then run the fast test suite (not the tests marked slow or gpu)

@@ -75,6 +75,15 @@ def test_a_model_class_takes_its_nets_knobs_with_the_same_defaults_and_the_recip
     assert all(model_args[k].default == p.default for k, p in net_args.items())
 
 
+@pytest.mark.parametrize("precision", ["64-true", "bf16-true"])
+def test_a_model_kept_in_another_dtype_trains_on_inputs_of_its_dtype(
+    precision: str, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(fit_args("baseline.yaml", "--trainer.fast_dev_run", "2", "--trainer.precision", precision))
+    assert "Test set: Average loss:" in capsys.readouterr().out
+
+
 def test_bf16_mixed_precision_runs_on_the_cpu_in_bf16(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     dtypes: list[torch.dtype] = []
