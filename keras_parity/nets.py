@@ -34,8 +34,8 @@ class Dropout(nn.Dropout):
     """Keras' Dropout: inverted dropout at rate ``p``.
 
     On the CPU the keep-mask is drawn from 16 random bits per element (the rate rounded to 1/65536,
-    exact for 0.25 and 0.5), a quarter of the random draws of a ``torch.rand`` mask: the port's first
-    dropout took 3.4 ms forward and backward instead of 8.0. The mask has the input's memory layout.
+    exact for 0.25 and 0.5), a quarter of the random draws of a ``torch.rand`` mask (benchmarks/RESULTS.md
+    has what that saves). The mask has the input's memory layout.
     """
 
     def forward(self, x: Tensor) -> Tensor:

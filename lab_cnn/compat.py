@@ -38,6 +38,6 @@ def allow_tensorflow_beside_torch() -> None:
 
 def tensorboard_without_tensorflow() -> None:
     """TensorBoard's writer and reader import TensorFlow whenever it is installed (it is, for
-    keras_parity), which costs a run 2 s and hundreds of MB for nothing. The ``tensorboard.compat.notf``
+    keras_parity), which costs a run seconds and hundreds of MB for nothing. The ``tensorboard.compat.notf``
     marker module (TensorBoard's "no_tensorflow" build option) makes them use their own stub."""
     sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
