@@ -166,9 +166,7 @@ def study_command(argv: list[str]) -> None:
         write_report(folder)
         print(f"Report: {folder / 'report.md'} (plots beside it)")
     if failures:
-        raise UserError(
-            f"{len(failures)} runs failed ({'; '.join(failures)}); their output is in {folder / 'logs'}"
-        )
+        raise UserError(f"{len(failures)} runs failed ({'; '.join(failures)}); their output is in {folder / 'logs'}")
 
 
 def report_command(argv: list[str]) -> None:

@@ -176,7 +176,7 @@ class Classifier(L.LightningModule):
         loss, confusion = self._log_epoch("test", self.test_metrics)
         self.test_confusion = confusion  # for the test's figures (lab_cnn.inspection)
         correct, total = int(confusion.trace()), int(confusion.sum())
-        self.log("test/images", float(total))
+        self.log("test/images", float(total), sync_dist=True)  # the same on every process: the confusion is global
         self.print(f"Test set: Average loss: {loss:.4f}, Accuracy: {correct}/{total} ({100 * correct / total:.0f}%)")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
