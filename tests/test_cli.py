@@ -117,6 +117,18 @@ def test_help_lists_every_command_without_importing_lightning() -> None:
     assert run("fit", "--help", cwd=REPO).stdout.startswith("usage: lab-cnn [options] fit")  # not __main__.py
 
 
+def test_a_lightning_command_keeps_its_imports_out_of_the_garbage_collector() -> None:
+    """The process frozen after Lightning's import, not before it: its exit and full collections skip them."""
+    code = (
+        "import atexit, gc, sys; from lab_cnn.cli import run; sys.argv = ['lab-cnn', 'fit', '--help'];"
+        "atexit.register(lambda: print(gc.get_freeze_count(), len(gc.get_objects()), 'lightning' in sys.modules));"
+        "run()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    frozen, collectable, imported = result.stdout.split()[-3:]
+    assert imported == "True" and int(frozen) > 10 * int(collectable)
+
+
 def test_lightning_command_runs_a_config_as_written(tmp_path) -> None:
     lightning = Path(sys.executable).with_name("lightning")
     result = subprocess.run(
