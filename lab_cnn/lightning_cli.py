@@ -37,20 +37,23 @@ CLI_KEYS = ("config", "print_config", "seed_everything", "name", "inspect")
 
 
 class Quieter(logging.Filter):
-    """Drops Lightning's advertisement for its cloud logger, and its "Seed set to N" (the seed is in the
-    run's config.yaml), from every run's output."""
+    """Drops Lightning's advertisements for its cloud logger and model registry, and its "Seed set to N"
+    (the seed is in the run's config.yaml), from every run's output."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not any(noise in record.getMessage() for noise in ("litlogger", "Seed set to"))
+        return not any(noise in record.getMessage() for noise in ("litlogger", "litmodels", "Seed set to"))
 
 
 def quiet() -> None:
-    """What every run would print that says nothing about it: Lightning's tip, a deprecation notice that
-    Lightning's own code triggers in torch, and a warning about step logging (lab-cnn logs per epoch)."""
+    """What every run would print that says nothing about it: Lightning's tips, a deprecation notice that
+    Lightning's own code triggers in torch, a warning about step logging (lab-cnn logs per epoch), and
+    ModelCheckpoint's "dirpath has changed" when a checkpoint is loaded by another path than it was written
+    under (test, validate and predict use only its weights; fit resumes from the last.ckpt it names)."""
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed"):
         logging.getLogger(name).addFilter(Quieter())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval")
+    warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
 
 
 def check_devices(config: dict[str, Any]) -> None:

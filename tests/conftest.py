@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from queue import Queue
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lab_cnn.cli import LIGHTNING_COMMANDS
 from lab_cnn.data import MNISTDataModule
+
+from forked import CommandServer
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO / "data"
@@ -25,14 +30,44 @@ def datamodule() -> MNISTDataModule:
     return dm
 
 
+QUIET = {**os.environ, "PYTHONWARNINGS": "ignore"}
+COMMANDS = ("lab_cnn", "keras_parity")
+SERVERS: dict[str, Queue[CommandServer]] = {command: Queue() for command in COMMANDS}  # the idle ones
+STARTED: dict[str, list[CommandServer]] = {command: [] for command in COMMANDS}  # on first use, two at most
+STARTING = threading.Lock()
+
+
 def run(
     *args: str, cwd: Path, command: str = "lab_cnn", timeout: int = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """Run ``python -m <command> ARGS`` as a user would, in ``cwd``; stdout and stderr captured."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    """Run ``python -m <command> ARGS`` as a user would, in ``cwd``, in a process of its own; stdout and stderr
+    captured. Without ``env`` the process of a Lightning command or of keras-parity is forked from a server that
+    has imported what it imports at start once (tests/forked.py); the other lab-cnn commands, which import
+    no Lightning, and any command with ``env`` (added to the environment) start a new interpreter."""
+    if env is not None or (command == "lab_cnn" and args[0] not in LIGHTNING_COMMANDS):
+        return subprocess.run(
+            [sys.executable, "-m", command, *args],
+            cwd=cwd,
+            env={**QUIET, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    with STARTING:  # tests run up to two commands at a time
+        if SERVERS[command].empty() and len(STARTED[command]) < 2:
+            STARTED[command].append(CommandServer(command, QUIET))
+            SERVERS[command].put(STARTED[command][-1])
+    server = SERVERS[command].get()
+    try:
+        return server.run(*args, cwd=cwd, timeout=timeout)
+    finally:
+        SERVERS[command].put(server)
+
+
+def pytest_sessionfinish() -> None:
+    for servers in STARTED.values():
+        for server in servers:
+            server.close()
 
 
 def fit_args(config: str, *extra: str) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import inspect
+import io
 import re
 import subprocess
 import sys
@@ -36,9 +38,10 @@ def test_every_config_passes_fast_dev_run(config: str, tmp_path, monkeypatch, ca
 
 def summary_rows(*args: str) -> list[tuple]:
     """``lab-cnn summary ARGS`` as printed: one (layer, shape, params) per row, and the totals."""
-    result = run("summary", *args, cwd=REPO)
-    assert result.returncode == 0, result.stderr
-    return [tuple(re.split(r"\s{2,}", line.strip())) for line in result.stdout.splitlines()[1:]]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        main(["summary", *args])
+    return [tuple(re.split(r"\s{2,}", line.strip())) for line in printed.getvalue().splitlines()[1:]]
 
 
 @pytest.mark.parametrize(
@@ -178,19 +181,20 @@ def test_fit_logs_checkpoints_and_test_reproduces_from_last_ckpt_in_the_same_run
     assert f"Accuracy: {correct}/10000" in line
 
 
-NOISE = ("litlogger", "LeafSpec", "FutureWarning", "DeprecationWarning", "dirpath has changed", "logging interval",
-         "cuInit", "oneDNN", "absl", "Traceback")  # fmt: skip
+NOISE = ("litlogger", "litmodels", "LeafSpec", "FutureWarning", "DeprecationWarning", "dirpath has changed",
+         "logging interval", "cuInit", "oneDNN", "absl", "Traceback")  # fmt: skip
 
 
 def test_runs_show_their_numbers_and_nothing_else(tmp_path) -> None:
     """The bar carries each epoch's train and val loss and accuracy; without the bar, one line per epoch;
     nothing that says nothing about the run (Lightning's tip, torch's and TensorFlow's notices)."""
     short = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20"]
-    with_bar = run(*fit_args("baseline.yaml", *short), cwd=tmp_path)
+    user = {"cwd": tmp_path, "env": {"PYTHONWARNINGS": ""}}  # a user's environment: Python's own warning filters
+    with_bar = run(*fit_args("baseline.yaml", *short), **user)
     assert re.search(
         r"Epoch 1: 100%.*val/loss=[\d.]+, val/acc=[\d.]+, train/loss=[\d.]+, train/acc=[\d.]+", with_bar.stdout
     )
-    without = run(*fit_args("baseline.yaml", *short, "--trainer.enable_progress_bar", "false"), cwd=tmp_path)
+    without = run(*fit_args("baseline.yaml", *short, "--trainer.enable_progress_bar", "false"), **user)
     epochs = [line for line in without.stdout.splitlines() if line.startswith("Epoch ")]
     assert [e.split(":")[0] for e in epochs] == ["Epoch 1/2", "Epoch 2/2"]
     assert re.fullmatch(r"Epoch 2/2: train loss [\d.]+, acc [\d.]+% \| val loss [\d.]+, acc [\d.]+%", epochs[1])
@@ -204,8 +208,8 @@ def test_runs_show_their_numbers_and_nothing_else(tmp_path) -> None:
         str(ckpt),
     ]
     keras = ["--data-dir", str(REPO / "data"), "--model_path", "models/k.keras"]
-    results = [with_bar, without, run("test", *common, cwd=tmp_path), run("predict", *common, cwd=tmp_path)]
-    results += [run("--mode", mode, *keras, *extra, cwd=tmp_path, command="keras_parity")
+    results = [with_bar, without, run("test", *common, **user), run("predict", *common, **user)]
+    results += [run("--mode", mode, *keras, *extra, **user, command="keras_parity")
                 for mode, extra in (("train", ["--epochs", "1", "--limit-batches", "2"]), ("test", []))]  # fmt: skip
     for result in results:
         assert result.returncode == 0, result.stderr[-2000:]

@@ -568,7 +568,8 @@ def test_ddp_on_two_cpu_processes(tmp_path) -> None:
         "--trainer.limit_train_batches",
         "10",
     ]
-    result = run(*fit_args("baseline.yaml", *ddp), cwd=tmp_path)
+    # a new interpreter (env given): DDP starts its other processes by running this one's command line again
+    result = run(*fit_args("baseline.yaml", *ddp), cwd=tmp_path, env={})
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert re.search(r"Accuracy: \d+/10000", result.stdout)
     assert [p.name for p in (tmp_path / "lightning_logs/baseline").iterdir()] == ["version_0"]
