@@ -59,9 +59,14 @@ def run(
             SERVERS[command].put(STARTED[command][-1])
     server = SERVERS[command].get()
     try:
-        return server.run(*args, cwd=cwd, timeout=timeout)
-    finally:
-        SERVERS[command].put(server)
+        result = server.run(*args, cwd=cwd, timeout=timeout)
+    except BaseException:
+        with STARTING:  # a server that timed out or ended is not used again; the next call starts another
+            STARTED[command].remove(server)
+        server.process.kill()
+        raise
+    SERVERS[command].put(server)
+    return result
 
 
 def pytest_sessionfinish() -> None:
