@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None, *, freeze_imports: bool = False) -> None
 
         if freeze_imports:
             # The imported objects live until exit: the collector's full passes need not walk them again
-            # and again, and once more at exit (the process ends about 0.7 s sooner).
+            # and again, and once more at exit (benchmarks/RESULTS.md has what that saves).
             gc.freeze()
         exit_on_user_error(prog, lambda: lightning_cli(argv, prog=prog))
     else:

@@ -165,6 +165,11 @@ class LabCLI(LightningCLI):
         configs = config.get("config") or []
         return config.get("name") or (Path(str(configs[0])).stem if configs else "default")
 
+    @property
+    def command_run_name(self) -> str:
+        """The run name of the command being run (``--name``, or its first config file's name)."""
+        return self.run_name(self.config[self.subcommand] if self.subcommand else self.config)
+
     def before_instantiate_classes(self) -> None:
         if self.checkpoint and self.checkpoint.lightning:
             self.config[self.subcommand]["ckpt_path"] = str(self.checkpoint.path)
@@ -190,9 +195,7 @@ class LabCLI(LightningCLI):
             kwargs["logger"] = self.logger_for_run()
         kwargs["plugins"] = config.get("plugins") or [AtomicCheckpointIO()]
         if config.get("default_root_dir") is None:  # without a logger, checkpoints still go below lightning_logs/
-            kwargs["default_root_dir"] = str(
-                LOG_DIR / self.run_name(self.config[self.subcommand] if self.subcommand else self.config)
-            )
+            kwargs["default_root_dir"] = str(LOG_DIR / self.command_run_name)
         given = list(config.get("callbacks") or [])
         ours: list[Any] = []
         if self.subcommand in ("fit", None) and not any(isinstance(c, ModelCheckpoint) for c in given):
@@ -218,7 +221,7 @@ class LabCLI(LightningCLI):
         run_dir = self.checkpoint.run_dir if self.checkpoint else None
         if run_dir is not None and (self.subcommand != "fit" or self.checkpoint.lightning):
             return RunLogger(run_dir.parent.parent, run_dir.parent.name, int(run_dir.name.removeprefix("version_")))
-        return RunLogger(LOG_DIR, self.run_name(self.config[self.subcommand] if self.subcommand else self.config))
+        return RunLogger(LOG_DIR, self.command_run_name)
 
     def check_checkpoint(self) -> None:
         """The checkpoint must fit the model and data built from the config (every weight's shape, and the

@@ -5,7 +5,8 @@ Each command still runs in a process of its own, through its console entry point
 it), stdout and stderr, stdin from /dev/null, and ends as that process would; only the seconds of
 ``import lightning`` are paid once per server instead of once per command. What a fork shares with its
 server: the hash seed and the state of the imports. DDP, which starts its other processes by running this
-one's command line again, needs a new interpreter."""
+one's command line again, and CUDA, which may not start in a fork of a process that probed it, need a new
+interpreter (conftest.run with ``env``)."""
 
 from __future__ import annotations
 

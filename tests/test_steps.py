@@ -148,8 +148,9 @@ def test_the_keras_port_trains_in_a_cuda_graph(recwarn) -> None:
 @pytest.mark.gpu
 def test_a_gpu_run_resumes_from_last_ckpt(tmp_path) -> None:
     gpu = ["--config", str(CONFIGS / "trainer" / "gpu.yaml"), "--trainer.enable_progress_bar", "false"]
-    assert run(*fit_args("baseline.yaml", *gpu, "--trainer.max_epochs", "1"), cwd=tmp_path).returncode == 0
-    resumed = run(*fit_args("baseline.yaml", *gpu, "--trainer.max_epochs", "2", "--ckpt_path", "last"), cwd=tmp_path)
+    fresh = {"cwd": tmp_path, "env": {}}  # new interpreters: CUDA may not start in a fork of one that probed it
+    assert run(*fit_args("baseline.yaml", *gpu, "--trainer.max_epochs", "1"), **fresh).returncode == 0
+    resumed = run(*fit_args("baseline.yaml", *gpu, "--trainer.max_epochs", "2", "--ckpt_path", "last"), **fresh)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     ckpt = torch.load(tmp_path / "lightning_logs/baseline/version_0/checkpoints/last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 2 * 469 and ckpt["epoch"] == 1
