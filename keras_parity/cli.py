@@ -82,8 +82,10 @@ def checked_model_path(path: str, writing: bool) -> Path:
         if model_path.is_dir():
             raise UserError(f"--model_path: {path} is a folder; give a .keras file name")
         check_can_write("--model_path", model_path.parent)
-    elif not model_path.is_file():
+    elif not model_path.exists():
         raise UserError(f"--model_path: {path} does not exist; train first with --mode train")
+    elif not model_path.is_file():
+        raise UserError(f"--model_path: {path} is not a regular file; give a .keras file")
     return model_path
 
 

@@ -64,8 +64,10 @@ def find(value: str, run_dir: Path) -> Path:
     path = Path(value)
     if path.is_dir():
         raise UserError(f"--ckpt_path: {value} is a folder; give a checkpoint file, e.g. {path / LAST_CHECKPOINT}")
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"--ckpt_path: {value} does not exist")
+    if not path.is_file():
+        raise UserError(f"--ckpt_path: {value} is not a regular file; give a checkpoint file")
     return path
 
 

@@ -77,6 +77,7 @@ def trained(tmp_path_factory) -> Path:
 # (arguments, what the one line says): each refused before anything is written
 MISTAKES = {
     "ckpt missing": (["test", *BASELINE, "--ckpt_path", "missing.ckpt"], "--ckpt_path: missing.ckpt does not exist"),
+    "ckpt not a regular file": (["test", *BASELINE, "--ckpt_path", "/dev/null"], "/dev/null is not a regular file"),
     "ckpt folder": (["test", *BASELINE, "--ckpt_path", "a_folder"], "a_folder is a folder; give a checkpoint file"),
     "ckpt not weights": (["test", *BASELINE, "--ckpt_path", "junk.pt"], "holds no model weights"),
     "ckpt best": (
@@ -288,6 +289,10 @@ KERAS_MISTAKES = {
         ["--mode", "test", "--model_path", "missing.keras"],
         "--model_path: missing.keras does not exist",
     ),
+    "model that is a device": (
+        ["--mode", "test", "--model_path", "device.keras"],
+        "device.keras is not a regular file",
+    ),
     "not a keras model": (["--mode", "test", "--model_path", "fake.keras"], "fake.keras is not a readable Keras model"),
     "batch size 0": (
         ["--mode", "train", "--batch-size", "0"],
@@ -306,6 +311,7 @@ def refused(trained) -> dict[str, tuple[subprocess.CompletedProcess, list[str], 
     (trained / "typo.yaml").write_text("model:\n  class_path: lab_cnn.LabNet\n  init_args:\n    kernel_siz: 3\n")
     (trained / "fake.keras").write_bytes(b"PK\x03\x04 not really a zip")
     (trained / "a_folder.keras").mkdir(exist_ok=True)
+    (trained / "device.keras").symlink_to(os.devnull)
     before = snapshot(trained)
     cases = {name: (args, "lab_cnn") for name, (args, _) in MISTAKES.items()}
     cases |= {
