@@ -15,7 +15,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -129,15 +128,9 @@ def run_case(case: Case, epochs: int, limit: int | None, data_dir: str, env: dic
 
 def versions() -> str:
     """The machine and the versions that matter."""
-    import torch
+    from lab_cnn.machine import describe_machine, package_versions
 
-    from lab_cnn.machine import describe_machine
-
-    parts = [describe_machine(), f"Python {platform.python_version()}", f"torch {torch.__version__}"]
-    for name in ("lightning", "tensorflow", "keras"):
-        if importlib.util.find_spec(name):
-            parts.append(f"{name} {importlib.metadata.version(name)}")
-    return "; ".join(parts)
+    return "; ".join([describe_machine(), *(f"{name} {version}" for name, version in package_versions().items())])
 
 
 def goals(r: dict[str, dict], gpu: bool, epochs: int) -> list[tuple[str, float | None, str, Callable[[float], bool]]]:

@@ -5,12 +5,23 @@
     keras-parity --mode summary [--activation tanh] [--conv-layers 1]
 
 It imports Keras and TensorFlow, not Lightning. Every argument is checked before training.
+
+Each training gets a run folder of its own, ``lightning_logs/keras/<run>/version_N/`` (``--run``, by
+default the model file's name; ``--run <name>/version_N`` takes that version folder, which must not
+exist yet). It refuses to replace an existing ``--model_path`` unless given ``--overwrite``, and writes
+``<model>.keras.run.json`` beside the model: the run folder, the last optimizer step and the model
+file's SHA-256. ``--mode test`` of that file logs into that run folder at that step, beside the training
+curves; a model file keras-parity did not train (no record, or one about another file or a run folder
+that is gone) is tested all the same and logged into a new version folder of ``--run`` at step 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +32,7 @@ from keras_parity.nets import ACTIVATIONS, KERAS_LR, KERAS_MOMENTUM, keras_setti
 from lab_cnn import mnist
 from lab_cnn.errors import MAX_SEED, ArgumentParser, UserError, exit_on_user_error, first_line, seed, whole_number
 from lab_cnn.nets import NUM_CLASSES
-from lab_cnn.runs import KERAS_LOG_DIR, check_can_write, checked_run_name
+from lab_cnn.runs import KERAS_LOG_DIR, check_can_write, checked_run_name, claim_version
 
 
 def seed_number(text: str) -> int:
@@ -38,8 +49,12 @@ def parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=whole_number, default=128, help="images per batch (default 128)")
     p.add_argument("--epochs", type=whole_number, default=5, help="training epochs (default 5)")
     p.add_argument(
-        "--model_path", "--model-path", default="models/mnist_cnn.keras", help="the .keras file to write or read"
+        "--model_path",
+        "--model-path",
+        default="models/mnist_cnn.keras",
+        help="the .keras file to write or read (a training writes its run's record beside it, <file>.run.json)",
     )
+    p.add_argument("--overwrite", action="store_true", help="train even if --model_path exists, replacing it")
     p.add_argument(
         "--activation", choices=list(ACTIVATIONS), default="relu", help="Conv2D/Dense activation (default relu)"
     )
@@ -49,7 +64,11 @@ def parser() -> ArgumentParser:
     )
     p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw (default data; fetched if missing)")
     p.add_argument(
-        "--run", default=None, help=f"TensorBoard folder under {KERAS_LOG_DIR}/ (default: the model file's name)"
+        "--run",
+        default=None,
+        help=f"run name: each training logs to a new {KERAS_LOG_DIR}/<run>/version_N/ (default: the model file's "
+        "name; <run>/version_N names a new one); test logs to the run that trained the model, at its last step, "
+        "or to a new version at step 0 for a model keras-parity did not train",
     )
     p.add_argument(
         "--limit-batches", type=whole_number, default=None, help="train on the first N batches only (quick checks)"
@@ -71,8 +90,9 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def checked_model_path(path: str, writing: bool) -> Path:
-    """``--model_path``: a ``.keras`` file; to write it, a folder that exists or can be made, and can be written."""
+def checked_model_path(path: str, writing: bool, overwrite: bool = False) -> Path:
+    """``--model_path``: a ``.keras`` file; to write it, a folder that exists or can be made, and can be
+    written, and no file there unless ``overwrite``."""
     model_path = Path(path)
     if model_path.suffix != ".keras":
         raise UserError(
@@ -81,6 +101,10 @@ def checked_model_path(path: str, writing: bool) -> Path:
     if writing:
         if model_path.is_dir():
             raise UserError(f"--model_path: {path} is a folder; give a .keras file name")
+        if model_path.exists() and not model_path.is_file():
+            raise UserError(f"--model_path: {path} is not a regular file; give a .keras file name")
+        if model_path.exists() and not overwrite:
+            raise UserError(f"--model_path: {path} exists; give another file name, or --overwrite to replace it")
         check_can_write("--model_path", model_path.parent)
     elif not model_path.exists():
         raise UserError(f"--model_path: {path} does not exist; train first with --mode train")
@@ -99,11 +123,86 @@ def load(model_path: Path):
         raise UserError(f"--model_path: {model_path} is not a readable Keras model ({first_line(e)})") from None
 
 
-def run_dir(args) -> Path:
-    """The run's TensorBoard folder, ``lightning_logs/keras/<run>/``, checked that it can be written."""
-    folder = KERAS_LOG_DIR / checked_run_name("--run", args.run or Path(args.model_path).stem, reserved=())
+def is_version(name: str) -> bool:
+    """A ``version_N`` folder's name, as :func:`lab_cnn.runs.run_versions` reads them."""
+    return name.startswith("version_") and name.removeprefix("version_").isdigit()
+
+
+def run_folder(args) -> Path:
+    """``lightning_logs/keras/<run>/``, checked that it can be written: the folder of the run's versions,
+    or for ``<name>/version_N`` that version folder, which must not exist yet."""
+    name = checked_run_name("--run", args.run or Path(args.model_path).stem, reserved=())
+    if any(is_version(part) for part in name.split("/")[:-1]):
+        raise UserError(f"--run: {name!r} is not allowed; it is inside a run's version folder")
+    folder = KERAS_LOG_DIR / name
+    if is_version(folder.name) and (folder.exists() or folder.is_symlink()):
+        run = folder.parent.relative_to(KERAS_LOG_DIR).as_posix()
+        raise UserError(f"--run: {folder} is another run's folder; give {run} for a new version of that run")
     check_can_write("--run", folder)
     return folder
+
+
+def claim_run_dir(folder: Path) -> Path:
+    """A folder of this run's own in :func:`run_folder`'s ``folder``: the next ``version_N``, or ``folder``
+    itself when it names one, each made with an atomic mkdir."""
+    if not is_version(folder.name):
+        return folder / f"version_{claim_version(folder)}"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir()
+    except FileExistsError:  # made since run_folder's check
+        raise UserError(f"--run: {folder} is another run's folder") from None
+    return folder
+
+
+def record_path(model_path: Path) -> Path:
+    """The record of the training that wrote ``model_path``, beside it."""
+    return model_path.with_name(model_path.name + ".run.json")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save(model: Any, model_path: Path, log_dir: Path, step: int) -> None:
+    """The model, and beside it its record (the run folder, relative to the model's folder so that both
+    may move together, the last step and the file's SHA-256); each written to a temporary file and renamed
+    into place, so that a kill while saving leaves an earlier model and record whole."""
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = model_path.with_name(f".{model_path.stem}.{os.getpid()}.keras")  # Keras saves to .keras names only
+    record = record_path(model_path)
+    temporary_record = record.with_name(f".{record.name}.{os.getpid()}")
+    try:
+        model.save(temporary)
+        run = {"run": log_dir.relative_to(KERAS_LOG_DIR).as_posix(), "step": step, "sha256": sha256(temporary)}
+        run["run_dir"] = os.path.relpath(log_dir, model_path.parent)
+        temporary_record.write_text(json.dumps(run, indent=1) + "\n")
+        temporary.replace(model_path)
+        temporary_record.replace(record)  # a kill just before leaves the old record, about another file
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary_record.unlink(missing_ok=True)
+
+
+def trained_run(model_path: Path) -> tuple[str, Path, int] | None:
+    """The run name, folder and last step of the keras-parity training that wrote ``model_path``, from
+    its record; None for a model it did not train, saying so on stderr when a record is there but is
+    about another file (the lab script saved over it, say) or its run folder is gone."""
+    record = record_path(model_path)
+    if not record.is_file():
+        return None
+    try:
+        run = json.loads(record.read_text())
+        name, folder, step = str(run["run"]), model_path.parent / run["run_dir"], int(run["step"])
+        why = "it is about another file" if run["sha256"] != sha256(model_path) else None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        why = f"it cannot be read ({first_line(e)})"
+    if why is None and not folder.is_dir():
+        why = f"its run folder {os.path.normpath(folder)} is gone"
+    if why:
+        print(f"keras-parity: {record} not used, {why}: testing as a model trained elsewhere", file=sys.stderr)
+        return None
+    return name, Path(os.path.normpath(folder)), step
 
 
 def scalar_logger(log_dir: Path):
@@ -129,11 +228,13 @@ def hyperparameters(model: Any) -> dict[str, float | int | str]:
 
 
 def train(args) -> None:
-    model_path = checked_model_path(args.model_path, writing=True)
-    log_dir = run_dir(args)
+    model_path = checked_model_path(args.model_path, writing=True, overwrite=args.overwrite)
+    folder = run_folder(args)
     mnist.ensure(args.data_dir)  # fetched when missing, refused when wrong
     from keras_parity.keras_model import build_model, keras
 
+    if model_path.exists():
+        print(f"keras-parity: --overwrite: this training replaces {model_path}", file=sys.stderr)
     seed_everything(args.seed)
     x, y = keras_arrays(args.data_dir, train=True)
     if args.limit_batches:
@@ -145,6 +246,7 @@ def train(args) -> None:
         optimizer=keras.optimizers.SGD(learning_rate=KERAS_LR, momentum=KERAS_MOMENTUM),
         metrics=["accuracy"],
     )
+    log_dir = claim_run_dir(folder)
     board = keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=1, write_graph=True)
     log = scalar_logger(log_dir)
     same_names = keras.callbacks.LambdaCallback(
@@ -157,16 +259,23 @@ def train(args) -> None:
     model.fit(
         x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=False, callbacks=[board, same_names], verbose=2
     )
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(model_path)
+    save(model, model_path, log_dir, step=args.epochs * steps)
     print(f"Saved the model to {model_path}; TensorBoard logs in {log_dir}")
 
 
 def test(args) -> None:
     from keras_parity.keras_model import hp, tf
 
-    model = load(checked_model_path(args.model_path, writing=False))
-    log_dir = run_dir(args)
+    model_path = checked_model_path(args.model_path, writing=False)
+    model = load(model_path)
+    trained = trained_run(model_path)
+    if trained is None:
+        folder = run_folder(args)
+    else:  # beside the training's curves, at its last step
+        name, log_dir, step = trained
+        if args.run not in (None, name, name.rpartition("/")[0]):
+            raise UserError(f"--run: {model_path} was trained in {log_dir}, where its test is logged; leave out --run")
+        check_can_write("--run", log_dir)
     x, y = keras_arrays(args.data_dir, train=False)
     try:  # compiled here with the lab's loss and metric, whatever (or whether) it was compiled with
         model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
@@ -176,7 +285,8 @@ def test(args) -> None:
         raise UserError(
             f"--model_path: {args.model_path} is not the lab's network for MNIST ({first_line(e)})"
         ) from None
-    step = trained_steps(log_dir)
+    if trained is None:
+        log_dir, step = claim_run_dir(folder), 0
     scalar_logger(log_dir)(
         step,
         {"test/loss": loss, "test/acc": accuracy, "test/images": len(x), "hp/test_loss": loss, "hp/test_acc": accuracy},
@@ -185,22 +295,6 @@ def test(args) -> None:
         hp.hparams(settings)
     print(f"Test loss: {loss}")
     print(f"Test accuracy: {100 * accuracy:.2f}%")
-
-
-def trained_steps(log_dir: Path) -> int:
-    """The optimizer steps the run's training took (the step of its last ``train/loss``), or 0 for a
-    model trained elsewhere."""
-    if not log_dir.is_dir():
-        return 0
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
-    events.Reload()
-    return (
-        max((e.step for e in events.Tensors("train/loss")), default=0)
-        if "train/loss" in events.Tags()["tensors"]
-        else 0
-    )
 
 
 def summary(args) -> None:

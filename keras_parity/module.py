@@ -3,16 +3,18 @@ model's weights into it."""
 
 from __future__ import annotations
 
+import math
 from itertools import zip_longest
 from typing import Any
 
+import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from keras_parity.nets import (
+    ACTIVATIONS,
     KERAS_LR,
     KERAS_MOMENTUM,
-    POOL_SIZE,
     ChannelsLastFlatten,
     Dropout,
     KerasCNN,
@@ -20,6 +22,7 @@ from keras_parity.nets import (
 )
 from lab_cnn.errors import UserError
 from lab_cnn.module import Classifier
+from lab_cnn.nets import IMAGE_SIZE
 
 
 class KerasNet(Classifier):
@@ -58,41 +61,74 @@ def to_torch(keras_model: Any) -> KerasNet:
     """A :class:`KerasNet` (in eval mode) carrying a Keras model's weights and BatchNorm statistics.
 
     The model is read by its structure, whatever its layers are named (a model built after another is
-    named ``conv2d_2``, ...): a Sequential of the lab's layers, Conv2D/BatchNormalization/MaxPooling2D/
-    Dropout blocks, Flatten, Dense/BatchNormalization/Dropout blocks and a softmax Dense. A model that
-    is not is refused in one line naming the first layer that does not fit.
+    named ``conv2d_2``, ...): a Sequential taking 28x28x1 images, of the lab's layers, Conv2D/
+    BatchNormalization/MaxPooling2D/Dropout blocks, Flatten, Dense/BatchNormalization/Dropout blocks and
+    a softmax Dense. Before anything is copied, every setting of each layer that changes what it computes
+    is compared with the port's module at its place, and so are the shapes of its weights: a model that
+    does not fit is refused in one line naming the first layer that does not.
     """
     layers = [layer for layer in keras_model.layers if type(layer).__name__ != "InputLayer"]
     try:
         settings = keras_settings(keras_model)
     except UserError as e:
-        raise UserError(f"to_torch: {e}") from None
+        raise UserError(f"to_torch: layer 1, {e}") from None
+    # The port is built from the settings of the model's first Conv2D, which must be its layer 1: what
+    # the port cannot be built with is refused there, before any comparison.
+    if type(layers[0]).__name__ != "Conv2D":
+        raise refusal(layers, 0, "the lab's network has a Conv2D here")
+    inputs = [tuple(x.shape[1:]) for x in getattr(keras_model, "inputs", None) or []]  # none if never built
+    if inputs and inputs != [(IMAGE_SIZE, IMAGE_SIZE, 1)]:
+        shapes = ", ".join(map(str, inputs))
+        raise refusal(layers, 0, f"input {shapes}, where the lab's network takes ({IMAGE_SIZE}, {IMAGE_SIZE}, 1)")
     activation = settings["activation"]
-    net = KerasNet(**settings)
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        allowed = ", ".join(ACTIVATIONS)
+        raise refusal(layers, 0, f"activation {activation!r}, where the lab's network has one of {allowed}")
+    net = fitting_port(settings)
+    blocks, kernel = net.hparams.conv_layers if net else 0, settings["kernel_size"]
+    too_many = (
+        f"conv block {blocks + 1}, where the lab's network's valid {kernel}x{kernel} convolutions fit "
+        f"{blocks} in {IMAGE_SIZE}x{IMAGE_SIZE} images"
+    )
+    if net is None:
+        raise refusal(layers, 0, too_many)
     ports = [module for _, module in net.net.layers.named_children()]
     for i, (layer, port) in enumerate(zip_longest(layers, ports)):
         why = unfit(layer, port, "softmax" if i == len(ports) - 1 else activation)
+        if why and blocks < settings["conv_layers"] and isinstance(port, ChannelsLastFlatten):
+            why = too_many if type(layer).__name__ == "Conv2D" else why  # the first conv block the port lacks
         if why:
-            name = (
-                f"{layer.name} ({type(layer).__name__})" if layer is not None else f"(missing after {layers[-1].name})"
-            )
-            raise UserError(f"to_torch: layer {i + 1}, {name}: {why}")
+            raise refusal(layers, i, why)
     with torch.no_grad():
         for layer, port in zip(layers, ports):
-            weights = [torch.from_numpy(w) for w in layer.get_weights()]
-            if isinstance(port, nn.Sequential):  # Conv2D or Dense with its activation
-                kernel = weights[0].permute(3, 2, 0, 1) if isinstance(port.layer, nn.Conv2d) else weights[0].T
-                port.layer.weight.copy_(kernel)
-                port.layer.bias.copy_(weights[1])
-            elif isinstance(port, nn.modules.batchnorm._BatchNorm):
-                for target, value in zip((port.weight, port.bias, port.running_mean, port.running_var), weights):
-                    target.copy_(value)
+            for target, weight in zip(targets(port), layer.get_weights()):
+                # float32 first: torch takes no bfloat16 arrays, and the port computes in float32
+                in_keras_order(target).copy_(torch.from_numpy(np.asarray(weight, dtype=np.float32)))
     return net.eval()
+
+
+def refusal(layers: list[Any], i: int, why: str) -> UserError:
+    """The one line naming the model's layer ``i`` (from 0; past the last, the place after it) and why."""
+    name = f"{layers[i].name} ({type(layers[i]).__name__})" if i < len(layers) else f"(missing after {layers[-1].name})"
+    return UserError(f"to_torch: layer {i + 1}, {name}: {why}")
+
+
+def fitting_port(settings: dict[str, Any]) -> KerasNet | None:
+    """The port of a model's settings; if its valid convolutions do not fit that many conv blocks in
+    28x28 images (the model's may, with padding 'same'), the port of as many as fit, so that comparing
+    the layers finds the first that differs; None if not one fits."""
+    for blocks in range(settings["conv_layers"], 0, -1):
+        try:
+            return KerasNet(**{**settings, "conv_layers": blocks})
+        except UserError:  # lab_cnn.nets.output_size: a kernel larger than the map it is given
+            continue
+    return None
 
 
 def unfit(layer: Any, port: nn.Module | None, activation: str) -> str | None:
     """Why a Keras layer cannot be carried into the port's module at its place (where a Conv2D or Dense
-    has ``activation``), or None when it can."""
+    has ``activation``), or None when it can: its kind, each setting of :func:`port_config`, and the
+    shapes of its weights."""
     kind = {nn.MaxPool2d: "MaxPooling2D", ChannelsLastFlatten: "Flatten", Dropout: "Dropout"}.get(type(port))
     if isinstance(port, nn.Sequential):
         kind = "Conv2D" if isinstance(port.layer, nn.Conv2d) else "Dense"
@@ -100,29 +136,84 @@ def unfit(layer: Any, port: nn.Module | None, activation: str) -> str | None:
         kind = "BatchNormalization"
     if layer is None or port is None:
         return f"the lab's network has {'a ' + kind if port is not None else 'nothing'} here"
-    config = layer.get_config()
     if type(layer).__name__ != kind:
         return f"the lab's network has a {kind} here"
-    if kind in ("Conv2D", "Dense"):
-        if config["activation"] != activation:
-            return f"activation {config['activation']!r}, where the lab's network has {activation!r}"
-        if kind == "Conv2D" and (tuple(config["strides"]) != (1, 1) or config["padding"] != "valid"):
-            return "strides or padding other than the lab's (1, 1) and 'valid'"
-        outputs = port.layer.out_channels if kind == "Conv2D" else port.layer.out_features
-        if (config.get("filters") or config.get("units")) != outputs:
-            return (
-                f"{config.get('filters') or config.get('units')} outputs, where every layer of its kind has {outputs}"
-            )
-    if kind == "MaxPooling2D" and (
-        tuple(config["pool_size"]) != (POOL_SIZE,) * 2 or tuple(config["strides"]) != (POOL_SIZE,) * 2
-    ):
-        return f"pool size or strides other than the lab's {POOL_SIZE}"
-    if kind == "Dropout" and abs(config["rate"] - port.p) > 1e-9:
-        return f"rate {config['rate']}, where the lab's network has {port.p}"
-    if kind == "BatchNormalization" and (
-        abs(config["epsilon"] - port.eps) > 1e-12 or not (config["center"] and config["scale"])
-    ):
-        return (
-            f"epsilon {config['epsilon']} or no center/scale, where the lab's network has epsilon {port.eps} with both"
-        )
+    config = layer.get_config()
+    if kind == "BatchNormalization" and config.get("axis") == (3 if isinstance(port, nn.BatchNorm2d) else 1):
+        config["axis"] = -1  # the channels of (N, H, W, C) or (N, C), counted from the front instead
+    for key, wanted in port_config(port, activation).items():
+        value = config.get(key, wanted)  # a key this Keras does not have is its default, the port's
+        value = tuple(value) if isinstance(value, list) else value  # a config read back from JSON
+        numbers = isinstance(wanted, float) and isinstance(value, (int, float))
+        same = math.isclose(value, wanted, rel_tol=1e-6) if numbers else value == wanted
+        if not same:
+            return f"{key} {value!r}, where the lab's network has {wanted!r}"
+    shapes = [tuple(w.shape) for w in layer.get_weights()]
+    expected = [tuple(in_keras_order(t).shape) for t in targets(port)]
+    if shapes != expected:
+        return f"weights of shapes {shapes}, where the lab's network has {expected}"
     return None
+
+
+CHANNELS_LAST = "channels_last"  # the port's Flatten reads Keras' (H, W, C) order
+
+
+def port_config(port: nn.Module, activation: str) -> dict[str, Any]:
+    """What the port's module computes, in the keys and values of the config of the Keras layer at its
+    place (constraints, initializers and regularizers change no output, and are not here)."""
+
+    def pair(value: int | tuple[int, int]) -> tuple[int, int]:
+        return value if isinstance(value, tuple) else (value, value)
+
+    def padding(module: nn.Module) -> str:
+        return "valid" if pair(module.padding) == (0, 0) else "same"  # the port pads nothing: Keras' 'valid'
+
+    if isinstance(port, nn.Sequential):
+        module = port.layer
+        bias = {"use_bias": module.bias is not None, "lora_rank": None}
+        if isinstance(module, nn.Linear):
+            return {"activation": activation, "units": module.out_features, **bias}
+        return {
+            "activation": activation,
+            "filters": module.out_channels,
+            "kernel_size": module.kernel_size,
+            "strides": module.stride,
+            "padding": padding(module),
+            "dilation_rate": module.dilation,
+            "groups": module.groups,
+            "data_format": CHANNELS_LAST,
+            **bias,
+        }
+    if isinstance(port, nn.MaxPool2d):
+        return {
+            "pool_size": pair(port.kernel_size),
+            "strides": pair(port.stride),
+            "padding": padding(port),
+            "data_format": CHANNELS_LAST,
+        }
+    if isinstance(port, Dropout):
+        return {"rate": port.p, "noise_shape": None}
+    if isinstance(port, nn.modules.batchnorm._BatchNorm):
+        return {
+            "axis": -1,
+            "epsilon": port.eps,
+            "momentum": 1 - port.momentum,  # Keras' share of the moving statistics kept, torch's replaced
+            "center": port.affine,
+            "scale": port.affine,
+            "renorm": False,
+        }
+    return {"data_format": CHANNELS_LAST}
+
+
+def targets(port: nn.Module) -> list[Tensor]:
+    """The port's tensors that a Keras layer's weights go to, in the order of ``layer.get_weights()``."""
+    if isinstance(port, nn.Sequential):
+        return [port.layer.weight] + ([port.layer.bias] if port.layer.bias is not None else [])
+    if isinstance(port, nn.modules.batchnorm._BatchNorm):
+        return [port.weight, port.bias, port.running_mean, port.running_var]
+    return []
+
+
+def in_keras_order(tensor: Tensor) -> Tensor:
+    """A view of a port tensor with its axes in Keras' order: kernels (h, w, in, out), Dense (in, out)."""
+    return tensor.permute(*{1: (0,), 2: (1, 0), 4: (2, 3, 1, 0)}[tensor.dim()])

@@ -135,7 +135,7 @@ def keras_settings(keras_model: Any) -> dict[str, Any]:
     convs = [layer for layer in layers if type(layer).__name__ == "Conv2D"]
     denses = [layer for layer in layers if type(layer).__name__ == "Dense"]
     if not convs or len(denses) < 2:
-        first = layers[0].name if layers else "(no layers)"
+        first = f"{layers[0].name} ({type(layers[0]).__name__})" if layers else "(no layers)"
         raise UserError(f"{first}: the model is not the lab's network (Conv2D blocks, then Dense blocks)")
     return {
         "activation": convs[0].get_config()["activation"],

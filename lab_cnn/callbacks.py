@@ -48,6 +48,7 @@ class PredictionCSV(BasePredictionWriter):
 
     def __init__(self) -> None:
         super().__init__(write_interval="epoch")
+        self.path: Path | None = None  # the CSV, once written
 
     def write_on_epoch_end(self, trainer: Trainer, pl_module: Any, predictions: Any, batch_indices: Any) -> None:
         data = trainer.datamodule
@@ -63,6 +64,7 @@ class PredictionCSV(BasePredictionWriter):
                 out.writerow([name, label, digits[0], f"{ps[0]:.4f}", top3])
                 if data.predict_path:
                     print(f"{name}: {digits[0]}  (top 3: {top3})")
+        self.path = path
         print(f"Predictions for {len(probs)} images: {path}")
         if data.predict_path:
             sheet = path.with_suffix(".png")

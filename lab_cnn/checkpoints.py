@@ -130,3 +130,33 @@ def check_same_function(
                 f"--ckpt_path: {checkpoint.path} was trained with {key} {value!r} and this command has "
                 f"{given[key]!r}; use the config (and overrides) it was trained with"
             )
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{"model.lr": 0.01, ...}``; a class's ``init_args`` level is left out of the keys,
+    and Lightning's private keys (``_class_path``, ``_instantiator``) are dropped."""
+    if not isinstance(config, dict):
+        return {prefix: config}
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if str(key).startswith("_"):
+            continue
+        flat |= flatten(value, prefix if key == "init_args" else f"{prefix}{key}.")
+    return {k.rstrip("."): v for k, v in flat.items()}
+
+
+def check_same_run(path: Path, trained: dict[str, Any], given: dict[str, Any], may_change: tuple[str, ...]) -> None:
+    """A resumed fit goes on with the run of the checkpoint at ``path``: every setting of the run that trained it
+    (``trained``, flattened) but those that ``may_change`` must be the command's (``given``). Refused naming the
+    first that differs."""
+    plain = lambda value: list(value) if isinstance(value, tuple) else value  # noqa: E731 - YAML keeps no tuples
+    keys = [*trained, *(k for k in given if k not in trained)]
+    for key in sorted(keys, key=lambda k: not k.startswith("model.")):  # what the net is, named first
+        if key in may_change or key.startswith(tuple(f"{k}." for k in may_change)):
+            continue
+        if plain(trained.get(key)) != plain(given.get(key)):
+            raise UserError(
+                f"--ckpt_path: {path} resumes a run trained with {key} {trained.get(key)!r} and this command has "
+                f"{given.get(key)!r}; a resumed fit goes on with the run as it was (only trainer.max_epochs may "
+                "change): use its settings, or leave out --ckpt_path to start a new run"
+            )

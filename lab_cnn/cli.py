@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None, *, freeze_imports: bool = False) -> None
     args = sys.argv[1:] if argv is None else argv
     prog = "lightning" if Path(sys.argv[0]).name == "lightning" else "lab-cnn"
     if not args or args[0] in ("-h", "--help"):
-        print(usage(prog))
+        exit_on_user_error(prog, lambda: print(usage(prog)))
     elif args[0] in COMMANDS:
         exit_on_user_error(prog, lambda: COMMANDS[args[0]][0](args[1:]))
     elif args[0] in LIGHTNING_COMMANDS or args[0].startswith("-"):

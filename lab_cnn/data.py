@@ -50,22 +50,36 @@ class BatchOrder(DistributedSampler):
     """A DistributedSampler that yields the indices of each batch as one tensor on the data's device,
     so fetching a batch costs no per-image Python and no host-to-device copy. Shuffled, each epoch's
     permutation is drawn from ``seed + epoch`` (a resumed run sees the same order); with several
-    processes each takes its share, as DistributedSampler does, so Lightning does not wrap it."""
+    processes each takes its share, as DistributedSampler does, so Lightning does not wrap it. For
+    training the shares are padded to one length (every process takes as many steps); to evaluate
+    (``each_once``) every image is in exactly one share, so 10,000 test images count 10,000 times."""
 
     def __init__(
-        self, data: TensorBatches, batch_size: int, shuffle: bool, seed: int, num_replicas: int, rank: int
+        self,
+        data: TensorBatches,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        num_replicas: int,
+        rank: int,
+        each_once: bool = False,
     ) -> None:
         super().__init__(data, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
-        self.batch_size, self.device = batch_size, data.labels.device
+        self.batch_size, self.device, self.each_once = batch_size, data.labels.device, each_once
+        share = range(rank, len(data), num_replicas)
+        self.images = len(share) if each_once else self.num_samples  # of this process's share, served first
 
     def __iter__(self) -> Iterator[Tensor]:
         # A generator: the order is drawn at the first batch, after Lightning has called set_epoch
         # (on a resumed run it creates the iterator before that).
-        order = torch.tensor(list(super().__iter__()), dtype=torch.int64)
+        if self.each_once:
+            order = torch.arange(self.rank, len(self.dataset), self.num_replicas)
+        else:
+            order = torch.tensor(list(super().__iter__())[: self.images], dtype=torch.int64)
         yield from order.to(self.device).split(self.batch_size)
 
     def __len__(self) -> int:
-        return -(-self.num_samples // self.batch_size)
+        return -(-self.images // self.batch_size)
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -105,6 +119,9 @@ class MNISTDataModule(L.LightningDataModule):
         self.data_dir, self.batch_size, self.normalize = data_dir, batch_size, normalize
         self.shuffle, self.val_size, self.seed, self.predict_path = shuffle, val_size, seed, predict_path
         self.train_set: TensorBatches | None = None
+        # Set by the fast path (lab_cnn.fast), which serves training batches in chunks: Lightning's
+        # limit_train_batches would count chunks, so the data module counts the batches instead.
+        self.train_batches_limit: int | float | None = None
         self.verified = False
         self.predict_digits: list[Digit] | None = None
 
@@ -136,19 +153,32 @@ class MNISTDataModule(L.LightningDataModule):
             self.val_set = self.test_set if not self.val_size else self.val_set.to(device)
         self.train_set = train
 
-    def _loader(self, data: TensorBatches, shuffle: bool = False, steps: int | None = None) -> DataLoader:
-        """Batches of ``data``; with ``steps``, chunks of that many consecutive batches (for training)."""
+    def _loader(self, data: TensorBatches, training: bool = False, steps: int = 1) -> DataLoader:
+        """Batches of ``data``, shuffled as the data module says when ``training``; with ``steps`` K > 1, chunks
+        of K consecutive batches (the fast path's training), ``train_batches_limit`` batches in all when it is
+        set (a number, or a fraction of the epoch's)."""
+        shuffle = training and self.shuffle
         # A private generator: starting an epoch's iterator must not draw from the global RNG
         # (dropout's), or a resumed run would draw its dropout masks at another offset.
         replicas, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        order = BatchOrder(data, self.batch_size * (steps or 1), shuffle, self.seed, replicas, rank)
-        collate = as_batch if steps is None else partial(as_chunk, self.batch_size)
+        order = BatchOrder(data, self.batch_size * steps, shuffle, self.seed, replicas, rank, each_once=not training)
+        if steps > 1 and self.train_batches_limit is not None:
+            order.images = min(order.num_samples, self.batch_size * self.limited_batches(order.num_samples))
+        collate = as_batch if steps == 1 else partial(as_chunk, self.batch_size)
         return DataLoader(data, batch_size=None, sampler=order, collate_fn=collate, generator=torch.Generator())
 
+    def limited_batches(self, images: int) -> int:
+        """How many batches of ``images`` ``train_batches_limit`` allows, counted as Lightning counts them."""
+        limit, batches = self.train_batches_limit, -(-images // self.batch_size)
+        counted = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        if counted < 1:
+            raise UserError(f"trainer.limit_train_batches: {limit!r} leaves no batch of the {batches} an epoch has")
+        return counted
+
     def train_dataloader(self) -> DataLoader:
-        """Chunks of the model's ``steps_per_call`` batches: each Lightning step takes that many optimizer steps."""
+        """Batches; chunks of K batches for a model with ``steps_per_call`` K > 1 (lab_cnn.fast)."""
         model = self.trainer.lightning_module if self.trainer else None
-        return self._loader(self.train_set, shuffle=self.shuffle, steps=getattr(model, "steps_per_call", 1))
+        return self._loader(self.train_set, training=True, steps=getattr(model, "steps_per_call", 1))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -169,8 +170,8 @@ def user_error(error: BaseException) -> str | None:
             return " ".join(str(cause).split())
         if type(cause).__name__ == "MisconfigurationException":  # Lightning's checks of its own arguments
             return first_line(cause)
-        if isinstance(cause, OSError) and cause.filename:
-            return f"{cause.filename}: {cause.strerror or first_line(cause)}"
+        if isinstance(cause, OSError) and cause.filename:  # TensorBoard's writer names files in bytes
+            return f"{os.fsdecode(cause.filename)}: {cause.strerror or first_line(cause)}"
         if isinstance(cause, MemoryError) or (isinstance(cause, RuntimeError) and OUT_OF_MEMORY.search(str(cause))):
             return f"the model or its batches do not fit in memory ({first_line(cause)}); use smaller settings"
         cause = cause.__cause__ or cause.__context__
@@ -181,9 +182,16 @@ def user_error(error: BaseException) -> str | None:
 
 def exit_on_user_error(prog: str, command: Callable[[], None]) -> None:
     """Run ``command``; a user mistake prints ``prog: error: ...`` on stderr and exits 2, Ctrl-C one line
-    and exit code 130, a bug raises."""
+    and exit code 130, a bug raises. Output to a pipe closed early (``lab-cnn --help | head -1``) ends the
+    command quietly, as Python's docs advise (docs.python.org/3/library/signal.html#note-on-sigpipe)."""
     try:
-        command()
+        try:
+            command()
+        finally:  # here, where a closed pipe can still be caught, not at exit (also after argparse's --help)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's last flush goes nowhere
+        sys.exit(1)
     except KeyboardInterrupt as e:
         print(f"{prog}: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         sys.exit(INTERRUPTED)

@@ -10,12 +10,9 @@ from lab_cnn.compat import tensorboard_without_tensorflow
 
 tensorboard_without_tensorflow()  # before anything imports TensorBoard
 import lightning as L  # noqa: E402
-import matplotlib  # noqa: E402
-from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402 - figures without pyplot: the session's backend stays its own
 from torch import Tensor, nn  # noqa: E402
 from torch.utils.tensorboard.summary import hparams as hparams_summary  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
@@ -26,8 +23,9 @@ from lab_cnn.summary import total_params  # noqa: E402
 MISTAKES_SHOWN = 36
 
 
-def confusion_figure(matrix: Tensor) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 6))
+def confusion_figure(matrix: Tensor) -> Figure:
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     ax.imshow(matrix.log1p().numpy(), cmap="Blues")
     for (true, pred), count in zip(
         torch.cartesian_prod(*[torch.arange(NUM_CLASSES)] * 2).tolist(), matrix.flatten().tolist()
@@ -38,12 +36,13 @@ def confusion_figure(matrix: Tensor) -> plt.Figure:
     return fig
 
 
-def mistakes_figure(images: Tensor, true: Tensor, predicted: Tensor) -> plt.Figure:
+def mistakes_figure(images: Tensor, true: Tensor, predicted: Tensor) -> Figure:
     """The images in one grid (one Axes: fast to draw), each labelled in the band above it with the
     first of ``true`` and ``predicted`` (labels beyond the images are not drawn)."""
     columns, pad, size = 6, 12, images.shape[-1]
     rows = max(1, -(-len(images) // columns))
-    fig, ax = plt.subplots(figsize=(columns * 1.3, rows * 1.5))
+    fig = Figure(figsize=(columns * 1.3, rows * 1.5))
+    ax = fig.subplots()
     ax.axis("off")
     if len(images):
         grid = make_grid(images, nrow=columns, padding=pad, normalize=True, scale_each=True, pad_value=0)

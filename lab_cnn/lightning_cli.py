@@ -1,7 +1,9 @@
-"""``lab-cnn fit|validate|test|predict``: LightningCLI with the lab's defaults, set through its public hooks.
+"""The configs and options of a run, parsed: LightningCLI with the lab's defaults, set through its public hooks.
 
-Everything a command can get wrong is checked before a run folder is claimed: the config files, the
-arguments, the checkpoint (it must fit the model built from the config), the data and the devices.
+``lab-cnn fit|validate|test|predict`` and the Python functions of :mod:`lab_cnn.api` both parse their
+arguments here and run them with :mod:`lab_cnn.training`: the same arguments make the same run. The config
+files, the arguments and the checkpoint (it must fit the model built from the config; a resumed fit must
+be the run it resumes) are checked before anything is written.
 """
 
 from __future__ import annotations
@@ -9,71 +11,33 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
-import logging
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
+import yaml
 from lightning.pytorch import Trainer
-from lightning.pytorch.accelerators import AcceleratorRegistry
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 import lab_cnn
-from lab_cnn import checkpoints
-from lab_cnn.callbacks import PredictionCSV, RunLogger
-from lab_cnn.checkpoints import AtomicCheckpointIO, Checkpoint
-from lab_cnn.config import model_class_path, read_configs
+from lab_cnn import checkpoints, training
+from lab_cnn.checkpoints import Checkpoint, flatten
+from lab_cnn.config import model_class_path, read_configs, read_yaml
 from lab_cnn.data import MNISTDataModule
-from lab_cnn.errors import RECIPE, UserError, describe_parse_error, first_line, seed
-from lab_cnn.inspection import Inspection
+from lab_cnn.errors import UserError, describe_parse_error, seed
 from lab_cnn.module import Classifier
 from lab_cnn.runs import LOG_DIR, checked_run_name
 
-PROGRESS_REFRESH_STEPS = 20  # redrawing the bar after every step slows a CPU epoch noticeably
 CLI_KEYS = ("config", "print_config", "seed_everything", "name", "inspect")
-
-
-class Quieter(logging.Filter):
-    """Drops Lightning's advertisements for its cloud logger and model registry, and its "Seed set to N"
-    (the seed is in the run's config.yaml), from every run's output."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not any(noise in record.getMessage() for noise in ("litlogger", "litmodels", "Seed set to"))
-
-
-def quiet() -> None:
-    """What every run would print that says nothing about it: Lightning's tips, a deprecation notice that
-    Lightning's own code triggers in torch, a warning about step logging (lab-cnn logs per epoch), and
-    ModelCheckpoint's "dirpath has changed" when a checkpoint is loaded by another path than it was written
-    under (test, validate and predict use only its weights; fit resumes from the last.ckpt it names)."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed"):
-        logging.getLogger(name).addFilter(Quieter())
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval")
-    warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
-
-
-def check_devices(config: dict[str, Any]) -> None:
-    """Stop at once when an accelerator is asked for that this machine has not; on a GPU without bf16,
-    fall back from bf16-mixed to 16-mixed."""
-    name = config.get("accelerator")
-    if name in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UserError(
-            f"trainer.accelerator: {name!r} but this machine has no CUDA GPU; "
-            "leave out configs/trainer/gpu.yaml (or use `make train`) to train on the CPU"
-        )
-    if (
-        isinstance(name, str)
-        and name in AcceleratorRegistry
-        and not AcceleratorRegistry[name]["accelerator"].is_available()
-    ):
-        raise UserError(f"trainer.accelerator: {name!r} but this machine has none; leave it out (auto) or use cpu")
-    if name in ("gpu", "cuda") and config.get("precision") == "bf16-mixed" and not torch.cuda.is_bf16_supported():
-        print("This GPU has no bf16: using precision 16-mixed", file=sys.stderr)
-        config["precision"] = "16-mixed"
+# What a resumed fit may change: how long it trains, what it shows, and where the data is read from.
+RESUMABLE_CHANGES = (
+    "ckpt_path",
+    "trainer.max_epochs",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "data.data_dir",
+    "inspect",
+)
 
 
 def resolve_class(class_path: str | None) -> type | None:
@@ -100,13 +64,13 @@ class LabCLI(LightningCLI):
             args=args,
             run=run,
             seed_everything_default=1,
+            save_config_callback=None,  # the run's config.yaml is written by fit's own (instantiate_trainer)
             parser_kwargs={
                 "prog": prog,
                 "exit_on_error": False,
                 "allow_abbrev": False,
                 "description": "Train and test the lab's CNNs. More commands: data, summary, study, report.",
             },
-            save_config_kwargs={"overwrite": True},
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -130,7 +94,7 @@ class LabCLI(LightningCLI):
         argv = sys.argv[1:] if args is None else list(args)
         model_class = resolve_class(model_class_path(read_configs(argv), argv))
         try:
-            super().parse_arguments(parser, args)
+            self.config = parser.parse_args(argv)
         except argparse.ArgumentError as e:
             raise UserError(describe_parse_error(str(e), self.known_keys(argv, model_class))) from None
         subcommand = self.config.get("subcommand")
@@ -150,6 +114,31 @@ class LabCLI(LightningCLI):
         if ckpt_path is not None:
             self.checkpoint = checkpoints.load(checkpoints.find(str(ckpt_path), LOG_DIR / self.run_name(config)))
             config["ckpt_path"] = None
+            if subcommand == "fit" and self.checkpoint.lightning:
+                self.check_resume(config)
+
+    def check_resume(self, config: Any) -> None:
+        """A resumed fit continues the run it resumes, in that run's folder: any setting but how long it trains
+        (and what it shows) must be that run's, as its config.yaml has them; a ``--name`` must be its name."""
+        assert self.checkpoint is not None
+        run_dir = self.checkpoint.run_dir
+        if run_dir is None or not (run_dir / "config.yaml").is_file():
+            trained = flatten({"model": self.checkpoint.hyperparameters, "data": self.checkpoint.data_hyperparameters})
+            ours = {k: v for k, v in self.dumped_config().items() if k in trained}
+            checkpoints.check_same_run(self.checkpoint.path, trained, ours, RESUMABLE_CHANGES)
+            return
+        if config.get("name") not in (None, run_dir.parent.name):
+            raise UserError(
+                f"--name {config['name']}: --ckpt_path {self.checkpoint.path} is a checkpoint of the run "
+                f"{run_dir}; fit goes on with that run in its folder: leave out --name"
+            )
+        trained = flatten(read_yaml(run_dir / "config.yaml", "run's config.yaml"))
+        checkpoints.check_same_run(self.checkpoint.path, trained, self.dumped_config(), RESUMABLE_CHANGES)
+
+    def dumped_config(self) -> dict[str, Any]:
+        """The command's config as its run's config.yaml records it, flattened (lab_cnn.checkpoints.flatten)."""
+        dumped = yaml.safe_load(self.parser.dump(self.config, skip_none=False, format="yaml"))
+        return flatten(dumped[self.config["subcommand"]])
 
     def known_keys(self, argv: list[str], model_class: type | None) -> set[str]:
         """Every key the command accepts, for "did you mean" (from the signatures the parser reads)."""
@@ -170,84 +159,36 @@ class LabCLI(LightningCLI):
         """The run name of the command being run (``--name``, or its first config file's name)."""
         return self.run_name(self.config[self.subcommand] if self.subcommand else self.config)
 
-    def before_instantiate_classes(self) -> None:
-        if self.checkpoint and self.checkpoint.lightning:
-            self.config[self.subcommand]["ckpt_path"] = str(self.checkpoint.path)
-
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The Trainer with the lab's logger, checkpointing, progress bar and inspection; the data and the
-        devices are checked first."""
-        self.check_checkpoint()
-        config = self.config_init[self.subcommand]["trainer"] if self.subcommand else self.config_init["trainer"]
-        check_devices(config)
-        if config.get("max_epochs") is not None and config["max_epochs"] < 1:
-            raise UserError(f"trainer.max_epochs: {config['max_epochs']} is not allowed; use a whole number >= 1")
-        accumulate, clip = config.get("accumulate_grad_batches", 1), config.get("gradient_clip_val")
-        if accumulate != 1 or clip not in (None, 0):  # Lightning's automatic optimization only
-            key, value = ("accumulate_grad_batches", accumulate) if accumulate != 1 else ("gradient_clip_val", clip)
-            raise UserError(
-                f"trainer.{key}: {value!r} is not allowed: lab-cnn's models take their optimizer steps themselves "
-                "(several per call on a GPU), which Lightning's option cannot join; leave it out"
+        """The run's Trainer (lab_cnn.training.make_trainer); fit also writes the run's config.yaml."""
+        subcommand = self.subcommand or "fit"
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        save_config = []
+        # the run's config.yaml; test, validate and predict keep the training's; fast_dev_run has no run folder
+        if self.subcommand == "fit" and not config["trainer"].get("fast_dev_run"):
+            save_config.append(
+                SaveConfigCallback(self._parser(self.subcommand), self.config[self.subcommand], overwrite=True)
             )
-        self.datamodule.prepare_data()  # a data problem stops the command before it makes a folder
-        inspect_run = bool(self.config_init[self.subcommand]["inspect"]) if self.subcommand else False
-        if config.get("logger") in (None, True):
-            kwargs["logger"] = self.logger_for_run()
-        kwargs["plugins"] = config.get("plugins") or [AtomicCheckpointIO()]
-        if config.get("default_root_dir") is None:  # without a logger, checkpoints still go below lightning_logs/
-            kwargs["default_root_dir"] = str(LOG_DIR / self.command_run_name)
-        given = list(config.get("callbacks") or [])
-        ours: list[Any] = []
-        if self.subcommand in ("fit", None) and not any(isinstance(c, ModelCheckpoint) for c in given):
-            if self.datamodule.val_size:  # a real hold-out may pick the best model; the test images may not
-                ours.append(ModelCheckpoint(monitor="val/acc", mode="max", save_last=True, filename="best-{epoch}"))
-            else:  # keep the newest epoch only, and last.ckpt after every epoch, to resume from
-                ours.append(ModelCheckpoint(save_top_k=1, save_last=True))
-        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
-            ours.append(TQDMProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS))
-        if self.subcommand == "predict":
-            ours.append(PredictionCSV())
-        if config.get("logger") is not False:
-            ours.append(Inspection(histograms=inspect_run))
-        if self.subcommand != "fit":  # the run's config.yaml stays the one it was trained with
-            self.save_config_callback = None
-        try:
-            return super().instantiate_trainer(**kwargs, callbacks=[*given, *ours])
-        except (TypeError, ValueError) as e:  # Lightning's own checks of the trainer's arguments
-            raise UserError(f"trainer: {first_line(e)}") from None
+        return training.make_trainer(
+            subcommand,
+            {**config["trainer"], **kwargs},
+            self.model,
+            self.datamodule,
+            name=self.command_run_name,
+            inspect=bool(config["inspect"]),
+            checkpoint=self.checkpoint,
+            callbacks=save_config,
+        )
 
-    def logger_for_run(self) -> RunLogger:
-        """``lightning_logs/<name>/``: a new version, or the run folder of the checkpoint resumed or tested."""
-        run_dir = self.checkpoint.run_dir if self.checkpoint else None
-        if run_dir is not None and (self.subcommand != "fit" or self.checkpoint.lightning):
-            return RunLogger(run_dir.parent.parent, run_dir.parent.name, int(run_dir.name.removeprefix("version_")))
-        return RunLogger(LOG_DIR, self.command_run_name)
+    def run_stage(self, **_: Any) -> None:
+        """The subcommand, run by lab_cnn.training (LightningCLI calls the method named after it)."""
+        self.result = training.run(self.subcommand, self.trainer, self.model, self.datamodule, self.checkpoint)
 
-    def check_checkpoint(self) -> None:
-        """The checkpoint must fit the model and data built from the config (every weight's shape, and the
-        arguments it was trained with); a plain state_dict is loaded here."""
-        if self.checkpoint is None:
-            return
-        weights = checkpoints.matching_state_dict(self.model, self.checkpoint)
-        data = {"normalize": self.datamodule.normalize}
-        checkpoints.check_same_function(self.checkpoint, dict(self.model.hparams), data, free=RECIPE)
-        if not self.checkpoint.lightning:
-            self.model.load_state_dict(weights)
-            print(f"Weights from {self.checkpoint.path}", file=sys.stderr)
-        elif self.subcommand == "fit":
-            print(f"Resuming from {self.checkpoint.path}", file=sys.stderr)
-
-    def after_fit(self) -> None:
-        """Test the final model on the 10,000 test images, as the lab does."""
-        self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
-
-    def after_test(self) -> None:
-        print(f"Logged to {self.trainer.log_dir}", file=sys.stderr)
-
-    after_validate = after_test
+    fit = validate = test = predict = run_stage
 
 
 def lightning_cli(argv: list[str] | None, run: bool = True, prog: str = "lab-cnn") -> LabCLI:
-    """The LightningCLI; ``run=False`` only builds the model and data module from ``argv`` (no subcommand)."""
-    quiet()
-    return LabCLI(argv, run=run, prog=prog)
+    """The LightningCLI of ``argv``: with ``run``, ``argv`` starts with the subcommand, which is run (its
+    :class:`~lab_cnn.training.RunResult` is ``.result``); ``run=False`` only builds the model and data module."""
+    with training.run_settings():
+        return LabCLI(argv, run=run, prog=prog)

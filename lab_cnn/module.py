@@ -13,7 +13,7 @@ from torchmetrics import Metric
 
 from lab_cnn.errors import UserError, check_recipe
 from lab_cnn.nets import NUM_CLASSES, LabCNN
-from lab_cnn.steps import LossWatch, StepBlock
+from lab_cnn.steps import LossWatch
 
 
 class EpochMetrics(Metric):
@@ -47,15 +47,15 @@ class Classifier(L.LightningModule):
     """Training, metrics and logging shared by the lab's nets.
 
     ``net`` maps images to log-probabilities; the loss is NLL on them (cross-entropy), the optimizer
-    SGD. The net and its inputs are kept channels-last (NHWC in memory), which oneDNN on the CPU and
-    cuDNN on the GPU convolve fastest; results are the same up to float rounding. Logged once per
-    epoch: ``train/loss``, ``train/acc`` (train mode, dropout on, as the lab counts it),
-    ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
+    SGD, and Lightning takes the optimizer steps (automatic optimization), as in the Lightning docs. The
+    net and its inputs are kept channels-last (NHWC in memory), which oneDNN on the CPU and cuDNN on the
+    GPU convolve fastest; results are the same up to float rounding. Logged once per epoch:
+    ``train/loss``, ``train/acc`` (train mode, dropout on, as the lab counts it), ``val/loss``,
+    ``val/acc``, ``test/loss``, ``test/acc``; each epoch's values are also kept in ``history``.
 
-    Each training step takes ``steps_per_call`` consecutive batches (the data module serves them
-    together) and makes one optimizer step per batch: the same steps, in the same order, as one
-    batch per call, so the results are the same. On a GPU the steps of a chunk are replayed from a
-    CUDA graph (:class:`~lab_cnn.steps.StepBlock`).
+    ``steps_per_call`` K > 1 is the GPU fast path (:mod:`lab_cnn.fast`): each training step takes K
+    consecutive batches and makes one optimizer step per batch, the same steps in the same order as
+    K = 1, replayed from a CUDA graph on a GPU.
     """
 
     def __init__(self, net: nn.Module, lr: float, momentum: float, steps_per_call: int = 1) -> None:
@@ -63,55 +63,61 @@ class Classifier(L.LightningModule):
         check_recipe(lr, momentum, steps_per_call)
         self.net, self.lr, self.momentum = net.to(memory_format=torch.channels_last), lr, momentum
         self.steps_per_call = steps_per_call
-        self.automatic_optimization = False  # optimizer steps are taken in training_step, one per batch
+        self.automatic_optimization = steps_per_call == 1  # K > 1 takes its optimizer steps itself
         self.train_metrics, self.val_metrics, self.test_metrics = EpochMetrics(), EpochMetrics(), EpochMetrics()
+        self.history: dict[int, dict[str, float]] = {}  # epoch -> the values logged for it
+        self.trained_steps = 0  # optimizer steps of the checkpoint loaded, the x of a test of it
 
     def setup(self, stage: str) -> None:
         # `trainer.deterministic: true` also fills every new tensor with NaN, a check for reads of
         # uninitialized memory that slows the Keras port's CPU step; results do not depend on it.
+        # (lab_cnn.training.run_settings restores both flags after the run.)
         torch.utils.deterministic.fill_uninitialized_memory = False
         if self.trainer.strategy.root_device.type == "cuda":  # float32 matrix products on tensor cores (TF32)
             torch.set_float32_matmul_precision("high")
+
+    def check_trainer_options(self, options: dict[str, Any], data: Any) -> None:
+        """Trainer options the fast path counts in its own way, or refuses (:mod:`lab_cnn.fast`)."""
+        if self.steps_per_call > 1:
+            from lab_cnn.fast import check_trainer_options
+
+            check_trainer_options(options, self.steps_per_call, data)
 
     def forward(self, x: Tensor) -> Tensor:
         """Log-probabilities of images, given in the net's dtype (64-true and bf16-true keep the net in it)."""
         return self.net(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
 
     def on_train_start(self) -> None:
-        """Restore a resumed run's RNG here, after the sanity check, where the uninterrupted run stood;
-        and set up the block of steps (graphs record the optimizer as it is now)."""
+        """Restore a resumed run's RNG here, after the sanity check, where the uninterrupted run stood."""
         rng = getattr(self, "resumed_rng", {})
         if "rng_torch" in rng:
             torch.set_rng_state(rng["rng_torch"])
         if "rng_cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["rng_cuda"])
-        self.block = StepBlock(
-            self._optimizer_step, self.steps_per_call, lambda n: count_optimizer_steps(self.trainer, n)
-        )
-        self.block.use_graph = self.trainer.world_size == 1 and self.trainer.precision != "16-mixed"
         self.losses = LossWatch()
+        if self.steps_per_call > 1:
+            from lab_cnn.fast import MultiStep
 
-    def _optimizer_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """One SGD step on a batch: its loss sum and predicted digits."""
-        optimizer = self.optimizers()
-        optimizer.zero_grad(set_to_none=False)  # the gradients keep their memory (a CUDA graph reuses it)
+            self.multi_step = MultiStep(self)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
+        """The loss of a batch, for Lightning's optimizer step (K > 1: the fast path's K steps, no loss)."""
+        if self.steps_per_call > 1:
+            return self.multi_step(batch)
+        x, y = batch
         log_probs = self(x)
         losses = F.nll_loss(log_probs.float(), y, reduction="none")
-        self.manual_backward(losses.mean())
-        optimizer.step()
-        return losses.detach().sum(), log_probs.detach().argmax(1)
+        self.record_train_steps(losses.detach().sum()[None], log_probs.detach().argmax(1), y, self.global_step + 1)
+        return losses.mean()
 
-    def on_validation_model_zero_grad(self) -> None:
-        """Keep the gradients through validation (Lightning frees them): a replayed CUDA graph writes
-        into their memory, and the epoch's histograms show the last step's."""
-
-    def training_step(self, chunk: tuple[Tensor, Tensor, int], batch_idx: int) -> None:
-        """``steps_per_call`` optimizer steps, one per batch of the chunk."""
-        x, y, batch_size = chunk
-        first_step = self.global_step + 1
-        loss_sums, predicted = self.block(x, y, batch_size)
+    def record_train_steps(self, loss_sums: Tensor, predicted: Tensor, y: Tensor, first_step: int) -> None:
+        """The epoch's metrics take the loss sums of the steps from ``first_step`` on; a NaN stops the run."""
         self.train_metrics.update(loss_sums, predicted, y)
         self.stop_if_diverged(self.losses.watch(loss_sums, first_step))
+
+    def on_validation_model_zero_grad(self) -> None:
+        """Keep the gradients through validation (Lightning frees them): the epoch's histograms show the
+        last step's, and a replayed CUDA graph writes into their memory."""
 
     def stop_if_diverged(self, bad: tuple[int, float] | None) -> None:
         """Stop the run at a NaN or infinite loss: every later number would be meaningless."""
@@ -147,8 +153,10 @@ class Classifier(L.LightningModule):
         # already global (torchmetrics syncs across processes); sync_dist only states that. The x-axis
         # ("step") is the optimizer steps taken, whatever the steps per call.
         values = {f"{stage}/loss": loss, f"{stage}/acc": confusion.trace() / confusion.sum()}
-        self.log_dict(values, sync_dist=True, prog_bar=stage != "test")
-        self.log("step", float(self.global_step), sync_dist=True)
+        self.log_dict(values, sync_dist=True)
+        self.log("step", float(max(self.global_step, self.trained_steps)), sync_dist=True)
+        if stage != "test" and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self.history.setdefault(self.current_epoch, {}).update({k: float(v) for k, v in values.items()})
         return loss, confusion
 
     def on_train_epoch_start(self) -> None:
@@ -158,16 +166,17 @@ class Classifier(L.LightningModule):
             logger.log_metrics({"lr-SGD": lr}, step=self.global_step)
 
     def on_train_epoch_end(self) -> None:
+        """Log the epoch's training metrics, and print the epoch's line: its own numbers only (an epoch
+        that did not validate shows no validation)."""
         self.stop_if_diverged(self.losses.flush())
         self._log_epoch("train", self.train_metrics)
-        if self.trainer.progress_bar_callback is None:  # the bar shows these; without it, one line per epoch
-            shown = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith(("train/", "val/"))}
-            parts = [
-                f"{stage} loss {shown[f'{stage}/loss']:.4f}, acc {100 * shown[f'{stage}/acc']:.2f}%"
-                for stage in ("train", "val")
-                if f"{stage}/loss" in shown
-            ]
-            self.print(f"Epoch {self.current_epoch + 1}/{self.trainer.max_epochs}: " + " | ".join(parts))
+        shown = self.history[self.current_epoch]
+        parts = [
+            f"{stage} loss {shown[f'{stage}/loss']:.4f}, acc {100 * shown[f'{stage}/acc']:.2f}%"
+            for stage in ("train", "val")
+            if f"{stage}/loss" in shown
+        ]
+        self.print(f"Epoch {self.current_epoch + 1}/{self.trainer.max_epochs}: " + " | ".join(parts))
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val", self.val_metrics)
@@ -198,17 +207,8 @@ class Classifier(L.LightningModule):
                     f"the checkpoint does not fit this model: {key} is {theirs.get(key, 'missing')} in the checkpoint "
                     f"and {ours.get(key, 'missing')} in the model; use the config (and overrides) it was trained with"
                 )
+        self.trained_steps = int(checkpoint.get("global_step", 0))
         self.resumed_rng = {k: checkpoint[k] for k in ("rng_torch", "rng_cuda") if k in checkpoint}
-
-
-def count_optimizer_steps(trainer: L.Trainer, steps: int) -> None:
-    """Tell Lightning that ``steps`` optimizer steps were taken outside its optimizer wrapper (a CUDA
-    graph replay), so ``global_step`` counts every optimizer step. Lightning has no public call for
-    this: it reads the manual-optimization progress (tests/test_steps.py fails if that changes)."""
-    progress = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-    for _ in range(steps):
-        progress.increment_ready()
-        progress.increment_completed()
 
 
 class LabNet(Classifier):

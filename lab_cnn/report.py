@@ -12,14 +12,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure  # figures without pyplot: a notebook's backend stays its own
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from lab_cnn.config import read_yaml  # noqa: E402
-from lab_cnn.errors import UserError  # noqa: E402
-from lab_cnn.study import RUNS, Comparison, Variant, read_runs  # noqa: E402
+from lab_cnn.config import read_yaml
+from lab_cnn.errors import UserError
+from lab_cnn.study import RUNS, Comparison, Variant, read_runs
 
 SIGNIFICANCE = 0.05
 RULE = (
@@ -112,7 +109,8 @@ def within(lab: float, values: list[float]) -> str:
 def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | None], path: Path) -> None:
     """Training accuracy and loss per epoch (band: ± one std across seeds), and each seed's test accuracy
     with mean ± std; the lab's figures dashed or as crosses."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), gridspec_kw={"width_ratios": [4, 4, 3]})
+    fig = Figure(figsize=(15, 4))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [4, 4, 3]})
     for i, v in enumerate(c.variants):
         color = f"C{i}"
         for ax, key in zip(axes, ("train_acc", "train_loss")):
@@ -152,7 +150,6 @@ def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | N
     fig.suptitle(c.title)
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
 
 
 def comparison_section(

@@ -29,7 +29,7 @@ import yaml
 from lab_cnn.config import read_yaml
 from lab_cnn.documented import documented
 from lab_cnn.errors import UserError, positive_int
-from lab_cnn.machine import describe_machine
+from lab_cnn.machine import describe_machine, package_versions
 from lab_cnn.runs import KERAS_LOG_DIR, LOG_DIR, checked_run_name, run_versions
 
 REPORTS = Path("reports")
@@ -233,7 +233,16 @@ def commands(variant: Variant, key: str, version: int, settings: Settings, seed:
         data_dir,
     ]
     keras_settings = [f"--{k.replace('_', '-')}={v}" for k, v in sorted(variant.keras.items())]
-    train = ["--mode", "train", f"--epochs={settings.epochs}", f"--seed={seed}", *keras_settings, *common]
+    # --overwrite: the model file is the study's own, replaced when a run is made again (--force, a failed try)
+    train = [
+        "--mode",
+        "train",
+        f"--epochs={settings.epochs}",
+        f"--seed={seed}",
+        *keras_settings,
+        *common,
+        "--overwrite",
+    ]
     return [
         [sys.executable, "-m", "keras_parity", *train, *([f"--limit-batches={limit}"] if limit else [])],
         [sys.executable, "-m", "keras_parity", "--mode", "test", *common],
@@ -309,6 +318,7 @@ def run_variant(variant: Variant, key: str, settings: Settings, seed: int, data_
         "process_seconds": round(time.time() - started, 1),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": describe_machine(),
+        "versions": package_versions(),
     }
     (run_dir / DONE).write_text(json.dumps(record, indent=1))
     return record

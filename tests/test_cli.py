@@ -186,18 +186,17 @@ NOISE = ("litlogger", "litmodels", "LeafSpec", "FutureWarning", "DeprecationWarn
 
 
 def test_runs_show_their_numbers_and_nothing_else(tmp_path) -> None:
-    """The bar carries each epoch's train and val loss and accuracy; without the bar, one line per epoch;
+    """One line per epoch with its train and val loss and accuracy, with the bar (Epoch N/M) or without it;
     nothing that says nothing about the run (Lightning's tip, torch's and TensorFlow's notices)."""
     short = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20"]
     user = {"cwd": tmp_path, "env": {"PYTHONWARNINGS": ""}}  # a user's environment: Python's own warning filters
     with_bar = run(*fit_args("baseline.yaml", *short), **user)
-    assert re.search(
-        r"Epoch 1: 100%.*val/loss=[\d.]+, val/acc=[\d.]+, train/loss=[\d.]+, train/acc=[\d.]+", with_bar.stdout
-    )
+    assert re.search(r"Epoch 2/2: 100%", with_bar.stdout)
     without = run(*fit_args("baseline.yaml", *short, "--trainer.enable_progress_bar", "false"), **user)
-    epochs = [line for line in without.stdout.splitlines() if line.startswith("Epoch ")]
-    assert [e.split(":")[0] for e in epochs] == ["Epoch 1/2", "Epoch 2/2"]
-    assert re.fullmatch(r"Epoch 2/2: train loss [\d.]+, acc [\d.]+% \| val loss [\d.]+, acc [\d.]+%", epochs[1])
+    for result in (with_bar, without):
+        epochs = re.findall(r"Epoch \d/2: train.*", result.stdout)
+        assert [e.split(":")[0] for e in epochs] == ["Epoch 1/2", "Epoch 2/2"]
+        assert re.fullmatch(r"Epoch 2/2: train loss [\d.]+, acc [\d.]+% \| val loss [\d.]+, acc [\d.]+%", epochs[1])
     ckpt = tmp_path / "lightning_logs/baseline/version_0/checkpoints/last.ckpt"
     common = [
         "--config",

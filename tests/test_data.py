@@ -36,8 +36,8 @@ def test_split_sizes_and_class_counts() -> None:
 
 
 def test_batches_are_float_images_and_int_labels(datamodule: MNISTDataModule) -> None:
-    x, y, batch_size = next(iter(datamodule.train_dataloader()))  # a chunk of steps_per_call (here 1) batches
-    assert x.dtype == torch.float32 and x.shape == (128, 1, 28, 28) and batch_size == 128
+    x, y = next(iter(datamodule.train_dataloader()))
+    assert x.dtype == torch.float32 and x.shape == (128, 1, 28, 28)
     assert y.dtype == torch.int64 and y.shape == (128,)
     assert len(datamodule.train_dataloader()) == 469 and len(datamodule.test_dataloader()) == 79
 
@@ -66,7 +66,7 @@ def test_shuffle_draws_a_new_seeded_order_each_epoch(datamodule: MNISTDataModule
 def test_no_shuffle_keeps_file_order() -> None:
     dm = MNISTDataModule(data_dir=str(DATA_DIR), shuffle=False)
     dm.setup("fit")
-    batches = [y for _, y, _ in dm.train_dataloader()]
+    batches = [y for _, y in dm.train_dataloader()]
     assert torch.equal(torch.cat(batches), load_split(str(DATA_DIR), train=True)[1])
 
 

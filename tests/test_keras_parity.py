@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.util import tensor_util
 
@@ -14,6 +20,7 @@ from keras_parity.keras_model import keras
 from keras_parity.nets import ACTIVATIONS
 from lab_cnn.documented import documented
 from lab_cnn.errors import UserError
+from lab_cnn.runs import run_versions
 from lab_cnn.summary import layer_rows
 
 from conftest import DATA_DIR, run
@@ -83,24 +90,41 @@ def test_to_torch_gives_the_keras_outputs(activation: str, conv_layers: int, tes
     assert np.ptp(keras_probs, axis=0).max() > 1e-5  # outputs vary across images by more than the tolerance
 
 
-def lab_script_model(activation: str = "relu", dropout: float = 0.5, extra: list | None = None):
-    """The network as the lab's mnist_cnn_keras.py builds it: Keras' automatic layer names."""
+def lab_script_model(
+    activation: str = "relu", dropout: float = 0.5, extra: list | None = None, instead: dict | None = None, **input
+):
+    """The network as the lab's mnist_cnn_keras.py builds it: Keras' automatic layer names; ``instead``
+    replaces layers by their number (from 1, as to_torch counts), ``input`` goes to ``keras.Input``."""
     layers = keras.layers
-    model = keras.Sequential([keras.Input(shape=(28, 28, 1))])
+    stack = []
     for _ in range(2):
-        model.add(layers.Conv2D(64, kernel_size=(3, 3), activation=activation))
-        model.add(layers.BatchNormalization())
-        model.add(layers.MaxPooling2D(pool_size=(2, 2)))
-        model.add(layers.Dropout(0.25))
-    for layer in extra or []:
-        model.add(layer)
-    model.add(layers.Flatten())
+        stack.append(layers.Conv2D(64, kernel_size=(3, 3), activation=activation))
+        stack.append(layers.BatchNormalization())
+        stack.append(layers.MaxPooling2D(pool_size=(2, 2)))
+        stack.append(layers.Dropout(0.25))
+    stack.extend(extra or [])
+    stack.append(layers.Flatten())
     for _ in range(3):
-        model.add(layers.Dense(128, activation=activation))
-        model.add(layers.BatchNormalization())
-        model.add(layers.Dropout(dropout))
-    model.add(layers.Dense(10, activation="softmax"))
-    return model
+        stack.append(layers.Dense(128, activation=activation))
+        stack.append(layers.BatchNormalization())
+        stack.append(layers.Dropout(dropout))
+    stack.append(layers.Dense(10, activation="softmax"))
+    for number, layer in (instead or {}).items():
+        stack[number - 1] = layer
+    return keras.Sequential([keras.Input(**{"shape": (28, 28, 1), **input}), *stack])
+
+
+def conv_blocks(*paddings: str, kernel: int = 5):
+    """The lab's network with a conv block per padding, ``kernel`` x ``kernel`` convolutions."""
+    layers = keras.layers
+    stack = [keras.Input(shape=(28, 28, 1))]
+    for padding in paddings:
+        stack.append(layers.Conv2D(64, kernel, padding=padding, activation="relu"))
+        stack.extend([layers.BatchNormalization(), layers.MaxPooling2D(2), layers.Dropout(0.25)])
+    stack.append(layers.Flatten())
+    for _ in range(3):
+        stack.extend([layers.Dense(128, activation="relu"), layers.BatchNormalization(), layers.Dropout(0.5)])
+    return keras.Sequential([*stack, layers.Dense(10, activation="softmax")])
 
 
 def test_to_torch_maps_a_lab_built_model_by_structure_whatever_its_names(test_images: np.ndarray) -> None:
@@ -139,6 +163,77 @@ def test_to_torch_refuses_a_model_it_cannot_map_naming_the_layer(model, refusal:
         to_torch(model())
 
 
+L = keras.layers
+# Each setting that changes what a layer computes, and each weight's shape, is compared with the port's
+# module at the layer's place (1-4 and 5-8 the conv blocks, 9 Flatten, 10-18 the Dense blocks, 19 softmax).
+UNFIT = {
+    "a 5x5 second Conv2D": (
+        lambda: lab_script_model(instead={5: L.Conv2D(64, 5, activation="relu")}),
+        r"layer 5, conv2d_\d+ \(Conv2D\): kernel_size \(5, 5\), where the lab's network has \(3, 3\)",
+    ),
+    "dilation_rate 2": (
+        lambda: lab_script_model(instead={5: L.Conv2D(64, 3, dilation_rate=2, activation="relu")}),
+        r"layer 5, conv2d_\d+ \(Conv2D\): dilation_rate \(2, 2\), where the lab's network has \(1, 1\)",
+    ),
+    "groups 2": (
+        lambda: lab_script_model(instead={5: L.Conv2D(64, 3, groups=2, activation="relu")}),
+        r"layer 5, conv2d_\d+ \(Conv2D\): groups 2, where the lab's network has 1",
+    ),
+    "a Conv2D without bias": (
+        lambda: lab_script_model(instead={1: L.Conv2D(64, 3, use_bias=False, activation="relu")}),
+        r"layer 1, conv2d\w* \(Conv2D\): use_bias False, where the lab's network has True",
+    ),
+    "a Dense without bias": (
+        lambda: lab_script_model(instead={13: L.Dense(128, use_bias=False, activation="relu")}),
+        r"layer 13, dense_\d+ \(Dense\): use_bias False, where the lab's network has True",
+    ),
+    "strides 2": (
+        lambda: lab_script_model(instead={5: L.Conv2D(64, 3, strides=2, activation="relu")}),
+        r"layer 5, conv2d_\d+ \(Conv2D\): strides \(2, 2\), where the lab's network has \(1, 1\)",
+    ),
+    "a MaxPooling2D with padding same": (
+        lambda: lab_script_model(instead={3: L.MaxPooling2D(2, padding="same")}),
+        r"layer 3, max_pooling2d\w* \(MaxPooling2D\): padding 'same', where the lab's network has 'valid'",
+    ),
+    "a later Dense of 64 units": (
+        lambda: lab_script_model(instead={13: L.Dense(64, activation="relu")}),
+        r"layer 13, dense_\d+ \(Dense\): units 64, where the lab's network has 128",
+    ),
+    "a BatchNormalization over axis 1 (the rows)": (
+        lambda: lab_script_model(instead={2: L.BatchNormalization(axis=1)}),
+        r"layer 2, batch_normalization\w* \(BatchNormalization\): axis 1, where the lab's network has -1",
+    ),
+    "a BatchNormalization without scale": (
+        lambda: lab_script_model(instead={11: L.BatchNormalization(scale=False)}),
+        r"layer 11, batch_normalization_\d+ \(BatchNormalization\): scale False, where the lab's network has True",
+    ),
+    "an activation the port lacks": (
+        lambda: lab_script_model("swish"),
+        r"layer 1, conv2d\w* \(Conv2D\): activation 'silu', where the lab's network has one of relu, sigmoid",
+    ),
+    "RGB images": (
+        lambda: lab_script_model(shape=(28, 28, 3)),
+        r"layer 1, conv2d\w* \(Conv2D\): input \(28, 28, 3\), where the lab's network takes \(28, 28, 1\)",
+    ),
+    "a conv block more than valid convolutions fit": (
+        lambda: conv_blocks("valid", "valid", "same"),
+        r"layer 9, conv2d_\d+ \(Conv2D\): conv block 3, where the lab's network's valid 5x5 convolutions fit 2",
+    ),
+    "a model never built (no weights)": (
+        lambda: keras.Sequential([L.Conv2D(64, 3, activation="relu"), L.Flatten(), L.Dense(9), L.Dense(10)]),
+        r"layer 1, conv2d_\d+ \(Conv2D\): weights of shapes \[\], where the lab's network has \[\(3, 3, 1, 64\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNFIT))
+def test_to_torch_refuses_every_setting_the_port_computes_otherwise_in_one_line(case: str) -> None:
+    model, refusal = UNFIT[case]
+    with pytest.raises(UserError, match=f"^to_torch: {refusal}") as refused:
+        to_torch(model())
+    assert "\n" not in str(refused.value)
+
+
 def test_bad_geometry_and_names_are_refused_on_both_sides() -> None:
     with pytest.raises(UserError, match="conv2d_1: a 14x14 kernel does not fit"):
         build_model(kernel_size=14)
@@ -165,9 +260,9 @@ def test_keras_parity_train_test_and_summary_commands(tmp_path) -> None:
     mux.AddRunsFromDirectory(str(tmp_path / "lightning_logs/keras/mnist_cnn"))
     mux.Reload()
     logged = {run: set(t["tensors"]) for run, t in mux.Runs().items()}
-    assert {"train/loss", "train/acc", "test/loss", "test/acc", "test/images"} <= logged["."]  # lab-cnn's scalar names
-    assert any(tag.endswith("/histogram") for tag in logged["train"])  # Keras' own histograms
-    ours = mux.GetAccumulator(".")
+    assert {"train/loss", "train/acc", "test/loss", "test/acc", "test/images"} <= logged["version_0"]  # lab-cnn's names
+    assert any(tag.endswith("/histogram") for tag in logged["version_0/train"])  # Keras' own histograms
+    ours = mux.GetAccumulator("version_0")
     test_acc = tensor_util.make_ndarray(ours.Tensors("test/acc")[-1].tensor_proto).item()
     assert f"Test accuracy: {100 * test_acc:.2f}%" == lines[1]
     # lab-cnn's x-axis, optimizer steps: 8 batches trained, so train/* and test/* at step 8, lr-SGD from 0
@@ -175,6 +270,132 @@ def test_keras_parity_train_test_and_summary_commands(tmp_path) -> None:
     assert [e.step for e in ours.Tensors("lr-SGD")] == [0]
     summary = run("--mode", "summary", "--conv-layers", "1", cwd=tmp_path, command="keras_parity")
     assert "Total params: 1,421,322" in summary.stdout and "flatten (Flatten)" in summary.stdout
+
+
+SHORT = ["--epochs", "1", "--limit-batches", "3", "--data-dir", str(DATA_DIR)]
+SHARED = Path("lightning_logs/keras/shared")
+
+
+def keras_parity(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run(*args, cwd=cwd, command="keras_parity")
+
+
+def files(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder``'s lightning_logs/ and models/, with the bytes of each file."""
+    paths = [p for d in ("lightning_logs", "models") for p in (folder / d).rglob("*")]
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in paths}
+
+
+def keras_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """The (step, value) pairs of every scalar in a Keras run folder's own event files (not Keras' train/
+    and validation/), read with TensorBoard's reader as conftest.scalars does: TensorFlow writes tensors."""
+    found: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(run_dir.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
+        acc = EventAccumulator(str(events), size_guidance={"tensors": 0})
+        acc.Reload()
+        for tag in (t for t in acc.Tags()["tensors"] if not t.startswith("_")):  # not the HParams session
+            values = [(e.step, tensor_util.make_ndarray(e.tensor_proto).item()) for e in acc.Tensors(tag)]
+            found.setdefault(tag, []).extend(values)
+    return found
+
+
+@pytest.fixture(scope="module")
+def trainings(tmp_path_factory) -> tuple[Path, dict[str, subprocess.CompletedProcess], bytes]:
+    """A folder where run ``shared`` trained models/a.keras (version_0), models/b.keras (version_1) and
+    models/a.keras again with --overwrite (version_2); the three results, and a.keras's first bytes."""
+    folder = tmp_path_factory.mktemp("keras_runs")
+    (folder / "models" / "folder.keras").mkdir(parents=True)
+    train = ["--mode", "train", *SHORT, "--run", "shared", "--model_path"]
+    results = {"a": keras_parity(*train, "models/a.keras", cwd=folder)}
+    first = (folder / "models/a.keras").read_bytes()
+    results["b"] = keras_parity(*train, "models/b.keras", cwd=folder)
+    results["a again"] = keras_parity(*train, "models/a.keras", "--overwrite", cwd=folder)
+    for result in results.values():
+        assert result.returncode == 0, result.stderr[-2000:]
+    return folder, results, first
+
+
+def test_each_training_gets_a_version_folder_and_overwrite_replaces_the_model(trainings) -> None:
+    folder, results, first = trainings
+    assert sorted(run_versions(folder / SHARED)) == [0, 1, 2]
+    assert "keras-parity: --overwrite: this training replaces models/a.keras" in results["a again"].stderr
+    assert "replaces" not in results["a"].stderr + results["b"].stderr
+    assert (folder / "models/a.keras").read_bytes() != first
+    for training, version in (("a", 0), ("b", 1), ("a again", 2)):
+        assert f"TensorBoard logs in {SHARED}/version_{version}" in results[training].stdout
+        assert [step for step, _ in keras_scalars(folder / SHARED / f"version_{version}")["train/loss"]] == [3]
+    for model, version in (("a", 2), ("b", 1)):
+        record = json.loads((folder / f"models/{model}.keras.run.json").read_text())
+        assert record["run"] == f"shared/version_{version}" and record["step"] == 3  # 3 batches, 1 epoch
+    assert not list((folder / "models").glob(".*"))  # no temporary file left
+
+
+def test_a_test_logs_into_the_run_that_trained_the_model_at_its_last_step(trainings) -> None:
+    folder, _, _ = trainings
+    for model, version in (("a", 2), ("b", 1)):
+        tested = keras_parity("--mode", "test", "--data-dir", str(DATA_DIR), "--model_path", f"models/{model}.keras",
+                              cwd=folder)  # fmt: skip
+        assert tested.returncode == 0, tested.stderr[-2000:]
+        logged = keras_scalars(folder / SHARED / f"version_{version}")
+        [(step, accuracy)] = logged["test/acc"]
+        assert step == logged["train/loss"][-1][0] == 3
+        assert f"Test accuracy: {100 * accuracy:.2f}%" in tested.stdout
+    assert "test/acc" not in keras_scalars(folder / SHARED / "version_0")  # a's first training: not this model
+    assert sorted(run_versions(folder / SHARED)) == [0, 1, 2]  # no folder more
+
+
+def test_a_model_keras_parity_did_not_train_logs_to_a_new_version_at_step_0(trainings) -> None:
+    folder, _, _ = trainings
+    models = folder / "models"
+    shutil.copy(models / "a.keras", models / "lab.keras")  # no record: saved by the lab's script, say
+    shutil.copy(models / "b.keras", models / "c.keras")  # with a record about another file
+    shutil.copy(models / "a.keras.run.json", models / "c.keras.run.json")
+    for model, note in (("lab", None), ("lab", None), ("c", "models/c.keras.run.json not used, it is about another")):
+        tested = keras_parity("--mode", "test", "--data-dir", str(DATA_DIR), "--model_path", f"models/{model}.keras",
+                              cwd=folder)  # fmt: skip
+        assert tested.returncode == 0, tested.stderr[-2000:]
+        assert note is None or note in tested.stderr
+    runs = folder / "lightning_logs/keras"
+    assert sorted(run_versions(runs / "lab")) == [0, 1] and sorted(run_versions(runs / "c")) == [0]
+    for run_dir in (runs / "lab/version_0", runs / "lab/version_1", runs / "c/version_0"):
+        assert [step for step, _ in keras_scalars(run_dir)["test/acc"]] == [0]
+
+
+REFUSED = {
+    "training to an existing model": (
+        ["--mode", "train", *SHORT, "--model_path", "models/a.keras", "--run", "shared"],
+        "--model_path: models/a.keras exists; give another file name, or --overwrite to replace it",
+    ),
+    "training to a folder, --overwrite or not": (
+        ["--mode", "train", *SHORT, "--model_path", "models/folder.keras", "--overwrite"],
+        "--model_path: models/folder.keras is a folder; give a .keras file name",
+    ),
+    "a run's version folder": (
+        ["--mode", "train", *SHORT, "--model_path", "models/new.keras", "--run", "shared/version_0"],
+        f"--run: {SHARED}/version_0 is another run's folder; give shared for a new version of that run",
+    ),
+    "a run inside a run's version folder": (
+        ["--mode", "train", *SHORT, "--model_path", "models/new.keras", "--run", "shared/version_1/mine"],
+        "--run: 'shared/version_1/mine' is not allowed; it is inside a run's version folder",
+    ),
+    "testing into another run than the training's": (
+        ["--mode", "test", "--data-dir", str(DATA_DIR), "--model_path", "models/b.keras", "--run", "other"],
+        f"--run: models/b.keras was trained in {SHARED}/version_1, where its test is logged; leave out --run",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_writing_over_a_model_or_into_another_runs_folder_is_refused_and_changes_nothing(case, trainings) -> None:
+    folder, _, _ = trainings
+    args, expected = REFUSED[case]
+    before = files(folder)
+    result = keras_parity(*args, cwd=folder)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert [line for line in result.stderr.splitlines() if line.startswith("keras-parity")] == [
+        f"keras-parity: error: {expected}"
+    ]
+    assert files(folder) == before  # the model's bytes, its record and every run folder as they were
 
 
 @pytest.mark.parametrize("rate", [0.25, 0.5])

@@ -77,7 +77,7 @@ def test_both_frameworks_log_at_the_optimizer_step(fitted) -> None:
     steps = {tag: [step for step, _ in values] for tag, values in scalars(run_dir, with_steps=True).items()}
     assert steps["train/loss"] == steps["val/acc"] == [BATCHES, 2 * BATCHES]
     assert steps["lr-SGD"] == [0, BATCHES] and steps["test/acc"] == [2 * BATCHES]
-    keras = events(run_dir.parents[1] / "keras" / "k").GetAccumulator(".")
+    keras = events(run_dir.parents[1] / "keras" / "k" / "version_0").GetAccumulator(".")
     assert [e.step for e in keras.Tensors("train/loss")] == [8] and [e.step for e in keras.Tensors("test/acc")] == [8]
 
 
@@ -121,7 +121,7 @@ def test_tensorboard_shows_both_frameworks_runs_scalars_and_knobs(fitted) -> Non
     try:
         scalar_tags: dict = {}
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not {"baseline/version_0", "keras/k"} <= set(scalar_tags):
+        while time.monotonic() < deadline and not {"baseline/version_0", "keras/k/version_0"} <= set(scalar_tags):
             try:
                 with urllib.request.urlopen(f"{url}/plugin/scalars/tags", timeout=5) as r:
                     scalar_tags = json.load(r)

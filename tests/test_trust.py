@@ -213,13 +213,16 @@ MISTAKES = {
     ),  # fmt: skip
     "another pooling, resumed": (
         ["fit", *BASELINE, "--model.pool", "avg", "--ckpt_path", "last"],
-        "was trained with model.pool 'max'",
+        "trained with model.pool 'max' and this command has 'avg'",
     ),  # fmt: skip
     "accumulate": (
-        ["fit", *BASELINE, "--trainer.accumulate_grad_batches", "4"],
+        ["fit", *BASELINE, "--model.steps_per_call", "8", "--trainer.accumulate_grad_batches", "4"],
         "trainer.accumulate_grad_batches: 4 is not allowed",
     ),
-    "clip": (["fit", *BASELINE, "--trainer.gradient_clip_val", "1.0"], "trainer.gradient_clip_val: 1.0 is not allowed"),
+    "clip": (
+        ["fit", *BASELINE, "--model.steps_per_call", "4", "--trainer.gradient_clip_val", "1.0"],
+        "trainer.gradient_clip_val: 1.0 is not allowed",
+    ),
     "name dot": (["fit", *BASELINE, "--name", "."], "--name: '.' is not allowed"),
     "name of the keras folder": (["fit", *BASELINE, "--name", "keras"], "--name: 'keras' is not allowed"),
     "name too long": (["fit", *BASELINE, "--name", "a/" + "x" * 300], "is not allowed; use a folder name"),
@@ -276,6 +279,22 @@ KERAS_MISTAKES = {
         "--model_path: afile cannot be written (afile is not a folder)",
     ),
     "model path is a folder": (["--mode", "train", "--model_path", "a_folder.keras"], "a_folder.keras is a folder"),
+    "model path exists": (
+        ["--mode", "train", "--model_path", "fake.keras"],
+        "--model_path: fake.keras exists; give another file name, or --overwrite to replace it",
+    ),
+    "overwrite a folder": (
+        ["--mode", "train", "--model_path", "a_folder.keras", "--overwrite"],
+        "a_folder.keras is a folder",
+    ),
+    "overwrite a device": (
+        ["--mode", "train", "--model_path", "device.keras", "--overwrite"],
+        "--model_path: device.keras is not a regular file",
+    ),
+    "run inside a version folder": (
+        ["--mode", "train", "--run", "x/version_0/y"],
+        "--run: 'x/version_0/y' is not allowed; it is inside a run's version folder",
+    ),
     "run outside": (["--mode", "train", "--run", "../x"], "--run: '../x' is not allowed"),
     "run folder is a file": (
         ["--mode", "train", "--run", "afile"],
