@@ -30,13 +30,14 @@ import numpy as np
 
 from keras_parity.nets import ACTIVATIONS, KERAS_LR, KERAS_MOMENTUM, keras_settings
 from lab_cnn import mnist
-from lab_cnn.errors import MAX_SEED, ArgumentParser, UserError, exit_on_user_error, first_line, seed, whole_number
+from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error, first_line
 from lab_cnn.nets import NUM_CLASSES
 from lab_cnn.runs import KERAS_LOG_DIR, check_can_write, checked_run_name, claim_version
+from lab_cnn.validators import MAX_SEED, seed, whole_number
 
 
 def seed_number(text: str) -> int:
-    """argparse type: a seed, by :func:`lab_cnn.errors.seed`'s rule."""
+    """argparse type: a seed, by :func:`lab_cnn.validators.seed`'s rule."""
     try:
         return seed("", int(text))
     except (ValueError, UserError):

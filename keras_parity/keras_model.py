@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from keras_parity.nets import ACTIVATIONS, CONV_DROPOUT, DENSE_DROPOUT, POOL_SIZE, keras_names
-from lab_cnn.errors import choice, positive_int
 from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES, output_size
+from lab_cnn.validators import choice, positive_int
 
 
 @contextmanager

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lab_cnn.errors import UserError, choice, positive_int
+from lab_cnn.errors import UserError
 from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES, output_size
+from lab_cnn.validators import choice, positive_int
 
 # Keras' activations by name, with Keras' defaults (its leaky_relu slope is 0.2).
 ACTIVATIONS: dict[str, Any] = {
@@ -145,8 +146,3 @@ def keras_settings(keras_model: Any) -> dict[str, Any]:
         "dense_layers": len(denses) - 1,
         "dense_units": denses[0].units,
     }
-
-
-# The net each model class of this package builds from its own arguments (besides the training recipe,
-# lab_cnn.errors.check_recipe): `lab-cnn summary` builds just the net, without importing Lightning.
-MODEL_NETS: dict[str, type[nn.Module]] = {"KerasNet": KerasCNN}

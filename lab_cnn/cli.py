@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lab_cnn import commands
-from lab_cnn.errors import UserError, did_you_mean, exit_on_user_error
+from lab_cnn.errors import UserError, exit_on_user_error
+from lab_cnn.parse_errors import did_you_mean
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "data": (commands.data_command, "fetch MNIST into data/MNIST/raw and verify its MD5s"),

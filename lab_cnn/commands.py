@@ -3,18 +3,11 @@ Lightning unless it needs it."""
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import inspect
-import json
-import typing
 from pathlib import Path
 
-import yaml
-
 from lab_cnn import mnist
-from lab_cnn.config import config_paths, model_class_path, model_init_args, read_configs
-from lab_cnn.errors import RECIPE, ArgumentParser, UserError, check_recipe, describe_parse_error, whole_number
+from lab_cnn.errors import ArgumentParser, UserError
+from lab_cnn.validators import whole_number
 
 
 def data_command(argv: list[str]) -> None:
@@ -28,91 +21,23 @@ def data_command(argv: list[str]) -> None:
         print(f"{raw / name}  MD5 {md5}  OK")
 
 
-def registered_net(class_path: str) -> type | None:
-    """The net that a model class of lab_cnn or keras_parity builds, from its package's ``nets.MODEL_NETS``:
-    found without importing Lightning. None for any other class."""
-    package = class_path.split(".")[0] if "." in class_path else "lab_cnn"
-    try:
-        nets = importlib.import_module(f"{package}.nets")
-    except ImportError:
-        return None
-    return getattr(nets, "MODEL_NETS", {}).get(class_path.rsplit(".", 1)[-1])
-
-
-def as_options(init_args: dict) -> list[str]:
-    """A model's arguments as ``--model.KEY=VALUE`` options (values as JSON, texts as they are)."""
-    return [
-        f"--model.{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in init_args.items() if k != "class_path"
-    ]
-
-
-def model_arguments(argv: list[str], init_args: dict) -> list[str]:
-    """The model's arguments as command-line options, as fit reads them: the configs' values first, then
-    those of ``argv`` (``--model.init_args.X`` as ``--model.X``, and ``--model`` or ``--model.init_args``
-    given as a mapping). The config files, the model's class and the other sections (trainer, data, ...),
-    which build no layer, are left out."""
-    options, i = as_options(init_args), 0
-    while i < len(argv):
-        flag, equals, value = argv[i].partition("=")
-        has_value = bool(equals) or (i + 1 < len(argv) and not argv[i + 1].startswith("-"))
-        value = value if equals else argv[i + 1] if has_value else ""
-        if flag in ("--model", "--model.init_args"):
-            spec = yaml.safe_load(value) if value else None
-            if isinstance(spec, dict):
-                options += as_options(spec.get("init_args") or {} if flag == "--model" else spec)
-        elif flag.startswith("--model."):
-            options.append(f"{flag.replace('--model.init_args.', '--model.', 1)}={value}" if has_value else flag)
-        elif not flag.startswith("--") or flag == "--help" or flag == "-h":
-            options.append(argv[i])
-            has_value = bool(equals)
-        i += 1 if equals or not has_value else 2
-    return options
-
-
 def summary_command(argv: list[str]) -> None:
-    """``lab-cnn summary``: the model a config describes, layer by layer, built from the same arguments as
-    ``fit`` builds it. lab-cnn's own models are built as their nets alone, without importing Lightning."""
-    configs = read_configs(argv)
-    class_path = model_class_path(configs, argv) or "lab_cnn.LabNet"
-    net_class = registered_net(class_path)
-    if net_class is None:
-        return summary_of_any_model(argv)
-    import jsonargparse
-
-    from lab_cnn.summary import format_summary
-
-    parser = jsonargparse.ArgumentParser(
-        prog="lab-cnn summary",
-        exit_on_error=False,
-        allow_abbrev=False,
-        description="Print each layer's output shape and parameter count of a config's model (no data needed). "
-        f"Model knobs can be overridden, e.g. --model.kernel_size 3. The model: {class_path}.",
-    )
-    parser.add_argument(
-        "-c", "--config", action="append", default=[], help="a lab-cnn config file, e.g. configs/baseline.yaml"
-    )
-    parser.add_class_arguments(net_class, "model", instantiate=False, fail_untyped=False)
-    hints = typing.get_type_hints(check_recipe)
-    for name, parameter in inspect.signature(check_recipe).parameters.items():
-        parser.add_argument(
-            f"--model.{name}", type=hints[name], default=parameter.default, help="training recipe (not shown)"
-        )
-    try:
-        values = parser.parse_args(model_arguments(argv, model_init_args(configs))).model.as_dict()
-    except argparse.ArgumentError as e:
-        keys = {f"model.{k}" for k in [*inspect.signature(net_class).parameters, *RECIPE]} | {"config"}
-        raise UserError(describe_parse_error(str(e), keys)) from None
-    check_recipe(**{k: values.pop(k) for k in RECIPE})
-    print(format_summary(net_class(**values)))
-
-
-def summary_of_any_model(argv: list[str]) -> None:
-    """A model class of another package: built through the whole model, as fit builds it (imports Lightning)."""
+    """``lab-cnn summary``: the model a config describes, layer by layer, built by the same parser and from the
+    same arguments as ``fit`` builds it (lab_cnn.lightning_cli); no data and no Trainer are needed."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(SUMMARY_HELP)
+        return
     from lab_cnn.lightning_cli import lightning_cli
     from lab_cnn.summary import format_summary
 
-    configs = [a for path in config_paths(argv) for a in ("--config", path)]
-    print(format_summary(lightning_cli([*configs, *model_arguments(argv, {})], run=False).model.net))
+    print(format_summary(lightning_cli(argv, run=False, prog="lab-cnn summary").model.net))
+
+
+SUMMARY_HELP = """usage: lab-cnn summary --config CONFIG [--config CONFIG ...] [--model.KEY VALUE ...]
+
+Print each layer's output shape and parameter count of a config's model, as Keras' model.summary() does
+(BatchNorm statistics counted), without data. It takes fit's options (lab-cnn fit --help); the model is
+built from them as fit builds it, e.g. lab-cnn summary --config configs/baseline.yaml --model.kernel_size 3"""
 
 
 def study_command(argv: list[str]) -> None:

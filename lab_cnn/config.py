@@ -92,13 +92,3 @@ def model_class_path(configs: list[tuple[str, dict[str, Any]]], argv: list[str])
             "(trainer configs such as configs/trainer/gpu.yaml stack with it)"
         )
     return named[-1][1] if named else None
-
-
-def model_init_args(configs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """The model's arguments from the configs, later files overriding earlier ones."""
-    merged: dict[str, Any] = {}
-    for _, config in configs:
-        model = config.get("model")
-        if isinstance(model, dict):
-            merged.update(model.get("init_args") or {})
-    return merged

@@ -12,10 +12,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from lab_cnn import errors, mnist
-from lab_cnn.errors import UserError, positive_int
+from lab_cnn import mnist, validators
+from lab_cnn.errors import UserError
 from lab_cnn.handwriting import Digit, load_digits
 from lab_cnn.mnist import load_split, normalize
+from lab_cnn.validators import positive_int
 
 TRAIN_SIZE = 60_000
 
@@ -110,7 +111,7 @@ class MNISTDataModule(L.LightningDataModule):
         super().__init__()
         if positive_int("data.batch_size", batch_size) > TRAIN_SIZE:
             raise UserError(f"data.batch_size: {batch_size} is not allowed; use a whole number in [1, {TRAIN_SIZE}]")
-        errors.seed("data.seed", seed)
+        validators.seed("data.seed", seed)
         if normalize not in ("standard", "unit"):
             raise UserError(f"data.normalize: {normalize!r} is not allowed; use 'standard' or 'unit'")
         if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 <= val_size < TRAIN_SIZE:

@@ -24,9 +24,11 @@ from lab_cnn import checkpoints, training
 from lab_cnn.checkpoints import Checkpoint, flatten
 from lab_cnn.config import model_class_path, read_configs, read_yaml
 from lab_cnn.data import MNISTDataModule
-from lab_cnn.errors import UserError, describe_parse_error, seed
+from lab_cnn.errors import UserError
 from lab_cnn.module import Classifier
+from lab_cnn.parse_errors import describe_parse_error
 from lab_cnn.runs import LOG_DIR, checked_run_name
+from lab_cnn.validators import seed
 
 CLI_KEYS = ("config", "print_config", "seed_everything", "name", "inspect")
 # What a resumed fit may change: how long it trains, what it shows, and where the data is read from.
@@ -159,16 +161,17 @@ class LabCLI(LightningCLI):
         """The run name of the command being run (``--name``, or its first config file's name)."""
         return self.run_name(self.config[self.subcommand] if self.subcommand else self.config)
 
-    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The run's Trainer (lab_cnn.training.make_trainer); fit also writes the run's config.yaml."""
-        subcommand = self.subcommand or "fit"
-        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer | None:
+        """The run's Trainer (lab_cnn.training.make_trainer); fit also writes the run's config.yaml. Without a
+        subcommand (``run=False``: the model and data module only) there is no run, and no Trainer."""
+        if not self.subcommand:
+            return None
+        subcommand = self.subcommand
+        config = self.config_init[subcommand]
         save_config = []
         # the run's config.yaml; test, validate and predict keep the training's; fast_dev_run has no run folder
-        if self.subcommand == "fit" and not config["trainer"].get("fast_dev_run"):
-            save_config.append(
-                SaveConfigCallback(self._parser(self.subcommand), self.config[self.subcommand], overwrite=True)
-            )
+        if subcommand == "fit" and not config["trainer"].get("fast_dev_run"):
+            save_config.append(SaveConfigCallback(self._parser(subcommand), self.config[subcommand], overwrite=True))
         return training.make_trainer(
             subcommand,
             {**config["trainer"], **kwargs},

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from lab_cnn.errors import UserError, check_recipe
+from lab_cnn.errors import UserError
 from lab_cnn.nets import NUM_CLASSES, LabCNN
 from lab_cnn.steps import LossWatch
+from lab_cnn.validators import check_recipe
 
 
 class EpochMetrics(Metric):

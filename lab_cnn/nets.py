@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from lab_cnn.errors import UserError, choice, drop_rate, positive_int
+from lab_cnn.errors import UserError
+from lab_cnn.validators import choice, drop_rate, positive_int
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -92,8 +93,3 @@ class LabCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
-
-
-# The net each model class of this package builds from its own arguments (besides the training recipe,
-# lab_cnn.errors.check_recipe): `lab-cnn summary` builds just the net, without importing Lightning.
-MODEL_NETS: dict[str, type[nn.Module]] = {"LabNet": LabCNN}

@@ -28,9 +28,10 @@ import yaml
 
 from lab_cnn.config import read_yaml
 from lab_cnn.documented import documented
-from lab_cnn.errors import UserError, positive_int
+from lab_cnn.errors import UserError
 from lab_cnn.machine import describe_machine, package_versions
 from lab_cnn.runs import KERAS_LOG_DIR, LOG_DIR, checked_run_name, run_versions
+from lab_cnn.validators import positive_int
 
 REPORTS = Path("reports")
 RUNS = "runs.json"  # beside report.md: every run's numbers, keyed by run

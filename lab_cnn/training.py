@@ -27,10 +27,11 @@ from lab_cnn import checkpoints
 from lab_cnn.callbacks import PredictionCSV, RunLogger
 from lab_cnn.checkpoints import AtomicCheckpointIO, Checkpoint
 from lab_cnn.data import MNISTDataModule
-from lab_cnn.errors import RECIPE, UserError, first_line
+from lab_cnn.errors import UserError, first_line
 from lab_cnn.inspection import Inspection
 from lab_cnn.module import Classifier
 from lab_cnn.runs import LOG_DIR, check_can_write
+from lab_cnn.validators import RECIPE
 
 PROGRESS_REFRESH_STEPS = 20  # redrawing the bar after every step slows a CPU epoch noticeably
 STAGES = ("fit", "validate", "test", "predict")

@@ -18,11 +18,11 @@ from keras_parity.module import KerasNet
 from keras_parity.nets import KerasCNN
 from lab_cnn.cli import main
 from lab_cnn.documented import documented
-from lab_cnn.errors import check_recipe
 from lab_cnn.lightning_cli import lightning_cli
 from lab_cnn.module import LabNet
 from lab_cnn.nets import LabCNN
 from lab_cnn.summary import layer_rows, total_params
+from lab_cnn.validators import check_recipe
 
 from conftest import CONFIGS, REPO, fit_args, run, scalars
 
@@ -54,7 +54,7 @@ def summary_rows(*args: str) -> list[tuple]:
     ],
 )
 def test_summary_and_fit_build_the_same_model_from_the_same_arguments(config: str, overrides: list[str]) -> None:
-    """summary builds the net without Lightning; fit builds the LightningModule: the same layers, shapes and counts."""
+    """summary prints the net of the model fit builds: the same layers, shapes and counts."""
     printed = summary_rows("--config", str(CONFIGS / config), *overrides)
     model = lightning_cli(
         ["--config", str(CONFIGS / config), *overrides, "--data.data_dir", str(REPO / "data")], run=False
@@ -72,7 +72,7 @@ def test_summary_and_fit_build_the_same_model_from_the_same_arguments(config: st
 
 @pytest.mark.parametrize(("model", "net"), [(LabNet, LabCNN), (KerasNet, KerasCNN)])
 def test_a_model_class_takes_its_nets_knobs_with_the_same_defaults_and_the_recipe(model: type, net: type) -> None:
-    """What lets summary build a model's net without the model (lab_cnn.commands.registered_net)."""
+    """The net's knobs are declared twice, by the net and by its LightningModule: held equal here."""
     model_args, net_args = inspect.signature(model).parameters, inspect.signature(net).parameters
     assert set(model_args) == set(net_args) | set(inspect.signature(check_recipe).parameters)
     assert all(model_args[k].default == p.default for k, p in net_args.items())
@@ -216,8 +216,8 @@ def test_runs_show_their_numbers_and_nothing_else(tmp_path) -> None:
         assert not [noise for noise in NOISE if noise in said], said[-3000:]
 
 
-def test_the_readmes_config_table_gives_each_configs_parameter_count_from_summary() -> None:
-    readme = (REPO / "README.md").read_text()
+def test_the_docs_config_table_gives_each_configs_parameter_count_from_summary() -> None:
+    readme = (REPO / "docs" / "cli.md").read_text()
     rows = [line for line in readme.splitlines() if re.match(r"\| `\w+\.yaml`", line)]
     listed = {
         name: cells[-2].strip()

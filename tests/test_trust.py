@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from lab_cnn import mnist
-from lab_cnn.errors import describe_parse_error
+from lab_cnn.parse_errors import describe_parse_error
 
 from conftest import CONFIGS, DATA_DIR, REPO, fit_args, run, scalars
 
@@ -104,6 +104,8 @@ MISTAKES = {
         ],
         "net.layers.conv1.weight is (10, 1, 5, 5) in the checkpoint and (20, 1, 5, 5) in the model",
     ),
+    "fit without a model": (["fit", "--data.data_dir", str(DATA_DIR)], "model: no model given; give a config"),
+    "summary without a model": (["summary"], "model: no model given; give a config"),
     "negative lr": (["fit", *BASELINE, "--model.lr", "-0.1"], "model.lr: -0.1 is not allowed; use a learning rate > 0"),
     "zero lr": (["fit", *BASELINE, "--model.lr", "0"], "model.lr: 0.0 is not allowed"),
     "infinite lr": (["fit", *BASELINE, "--model.lr", ".inf"], "model.lr: inf is not allowed"),

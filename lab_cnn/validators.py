@@ -1,0 +1,64 @@
+"""The checks of a user's values: each returns the value, or raises :class:`~lab_cnn.errors.UserError` naming the
+key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping
+from typing import TypeVar
+
+from lab_cnn.errors import UserError
+
+T = TypeVar("T")
+WHOLE_NUMBER = "use a whole number >= 1"
+MAX_SEED = 2**32 - 1  # NumPy's, and so Lightning's and TensorFlow's, seeds are 32-bit
+
+
+def positive_int(key: str, value: object) -> int:
+    """``value`` if it is a whole number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{key}: {value!r} is not allowed; {WHOLE_NUMBER}")
+    return value
+
+
+def whole_number(text: str) -> int:
+    """argparse type: ``text`` read as a whole number >= 1, by :func:`positive_int`'s rule."""
+    try:
+        return positive_int("", int(text))
+    except (ValueError, UserError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; {WHOLE_NUMBER}") from None
+
+
+def seed(key: str, value: object) -> int:
+    """``value`` if it is a seed NumPy takes: a whole number in [0, 2**32 - 1]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise UserError(f"{key}: {value!r} is not allowed; use a whole number in [0, {MAX_SEED}]")
+    return value
+
+
+def drop_rate(key: str, value: object) -> float:
+    """``value`` if it is a dropout probability in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise UserError(f"{key}: {value!r} is not allowed; use a number in [0, 1)")
+    return float(value)
+
+
+def choice(key: str, value: str, options: Mapping[str, T]) -> T:
+    """``options[value]``, or a UserError listing the allowed names."""
+    if value not in options:
+        raise UserError(f"{key}: {value!r} is not allowed; use one of {', '.join(options)}")
+    return options[value]
+
+
+def check_recipe(lr: float = 0.01, momentum: float = 0.0, steps_per_call: int = 1) -> None:
+    """The training recipe every lab-cnn model takes beside its net's knobs: SGD's learning rate
+    (> 0) and momentum (in [0, 1)), and optimizer steps per Lightning step (a whole number >= 1)."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
+        raise UserError(f"model.lr: {lr!r} is not allowed; use a learning rate > 0, e.g. 0.01")
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+        raise UserError(f"model.momentum: {momentum!r} is not allowed; use a number in [0, 1), e.g. 0.5")
+    positive_int("model.steps_per_call", steps_per_call)
+
+
+RECIPE = ("lr", "momentum", "steps_per_call")  # check_recipe's arguments
