@@ -35,9 +35,10 @@ train-gpu: data ## Train CONFIG on one GPU, 8 optimizer steps per Lightning step
 test: lint data ## Lint, then run the fast test suite (not the tests marked slow or gpu)
 	$(BIN)/python -m pytest -q
 
-lint: setup ## Check the code with ruff (rules and line length in pyproject.toml)
+lint: setup ## Check the code with ruff and mypy (their settings in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 study: data ## Run a study (STUDY, default configs/studies/lab.yaml; SEEDS, default 1) and write reports/<study>/
 	$(LAB) study $(STUDY) --seeds $(SEEDS) --data-dir $(DATA_DIR)

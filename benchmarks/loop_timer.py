@@ -17,7 +17,8 @@ class LoopTimer(Callback):
     """
 
     def __init__(self, path: str) -> None:
-        self.path, self.loop_s, self.images, self.started = path, 0.0, 0, None
+        self.path, self.loop_s, self.images = path, 0.0, 0
+        self.started: float | None = None
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.started = clock(pl_module.device)

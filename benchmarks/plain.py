@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from itertools import islice
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +41,7 @@ def torchvision_batches(data_dir: str, train: bool, batch_size: int, device: tor
 
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
     dataset = datasets.MNIST(data_dir, train=train, download=False, transform=transform)
-    extra = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}  # the lab's kwargs
+    extra: dict[str, Any] = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}  # the lab's
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=train, **extra)
 
     def batches():

@@ -58,7 +58,8 @@ def main() -> None:
                     callbacks=[timer],
                 )
                 trainer.fit(
-                    model_class(steps_per_call=k), MNISTDataModule(args.data_dir, normalize=normalize, shuffle=shuffle)
+                    model_class(steps_per_call=k),
+                    MNISTDataModule(args.data_dir, normalize=normalize, shuffle=shuffle),  # type: ignore[arg-type]
                 )
                 later = timer.seconds[1:] or timer.seconds
                 acc = float(trainer.callback_metrics["train/acc"])

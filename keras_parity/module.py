@@ -85,14 +85,14 @@ def to_torch(keras_model: Any) -> KerasNet:
         allowed = ", ".join(ACTIVATIONS)
         raise refusal(layers, 0, f"activation {activation!r}, where the lab's network has one of {allowed}")
     net = fitting_port(settings)
-    blocks, kernel = net.hparams.conv_layers if net else 0, settings["kernel_size"]
+    blocks, kernel = net.hparams["conv_layers"] if net else 0, settings["kernel_size"]
     too_many = (
         f"conv block {blocks + 1}, where the lab's network's valid {kernel}x{kernel} convolutions fit "
         f"{blocks} in {IMAGE_SIZE}x{IMAGE_SIZE} images"
     )
     if net is None:
         raise refusal(layers, 0, too_many)
-    ports = [module for _, module in net.net.layers.named_children()]
+    ports = list(net.net.layers.children())  # type: ignore[union-attr]  # KerasCNN's Sequential
     for i, (layer, port) in enumerate(zip_longest(layers, ports)):
         why = unfit(layer, port, "softmax" if i == len(ports) - 1 else activation)
         if why and blocks < settings["conv_layers"] and isinstance(port, ChannelsLastFlatten):
@@ -135,14 +135,14 @@ def unfit(layer: Any, port: nn.Module | None, activation: str) -> str | None:
     elif isinstance(port, nn.modules.batchnorm._BatchNorm):
         kind = "BatchNormalization"
     if layer is None or port is None:
-        return f"the lab's network has {'a ' + kind if port is not None else 'nothing'} here"
+        return f"the lab's network has {f'a {kind}' if port is not None else 'nothing'} here"
     if type(layer).__name__ != kind:
         return f"the lab's network has a {kind} here"
     config = layer.get_config()
     if kind == "BatchNormalization" and config.get("axis") == (3 if isinstance(port, nn.BatchNorm2d) else 1):
         config["axis"] = -1  # the channels of (N, H, W, C) or (N, C), counted from the front instead
     for key, wanted in port_config(port, activation).items():
-        value = config.get(key, wanted)  # a key this Keras does not have is its default, the port's
+        value: Any = config.get(key, wanted)  # a key this Keras does not have is its default, the port's
         value = tuple(value) if isinstance(value, list) else value  # a config read back from JSON
         numbers = isinstance(wanted, float) and isinstance(value, (int, float))
         same = math.isclose(value, wanted, rel_tol=1e-6) if numbers else value == wanted
@@ -158,18 +158,18 @@ def unfit(layer: Any, port: nn.Module | None, activation: str) -> str | None:
 CHANNELS_LAST = "channels_last"  # the port's Flatten reads Keras' (H, W, C) order
 
 
-def port_config(port: nn.Module, activation: str) -> dict[str, Any]:
+def port_config(port: Any, activation: str) -> dict[str, Any]:
     """What the port's module computes, in the keys and values of the config of the Keras layer at its
     place (constraints, initializers and regularizers change no output, and are not here)."""
 
     def pair(value: int | tuple[int, int]) -> tuple[int, int]:
         return value if isinstance(value, tuple) else (value, value)
 
-    def padding(module: nn.Module) -> str:
+    def padding(module: Any) -> str:
         return "valid" if pair(module.padding) == (0, 0) else "same"  # the port pads nothing: Keras' 'valid'
 
     if isinstance(port, nn.Sequential):
-        module = port.layer
+        module: Any = port.layer
         bias = {"use_bias": module.bias is not None, "lora_rank": None}
         if isinstance(module, nn.Linear):
             return {"activation": activation, "units": module.out_features, **bias}
@@ -197,7 +197,7 @@ def port_config(port: nn.Module, activation: str) -> dict[str, Any]:
         return {
             "axis": -1,
             "epsilon": port.eps,
-            "momentum": 1 - port.momentum,  # Keras' share of the moving statistics kept, torch's replaced
+            "momentum": 1 - float(port.momentum or 0),  # Keras' share of the moving statistics kept, torch's replaced
             "center": port.affine,
             "scale": port.affine,
             "renorm": False,
@@ -205,10 +205,11 @@ def port_config(port: nn.Module, activation: str) -> dict[str, Any]:
     return {"data_format": CHANNELS_LAST}
 
 
-def targets(port: nn.Module) -> list[Tensor]:
+def targets(port: Any) -> list[Any]:
     """The port's tensors that a Keras layer's weights go to, in the order of ``layer.get_weights()``."""
     if isinstance(port, nn.Sequential):
-        return [port.layer.weight] + ([port.layer.bias] if port.layer.bias is not None else [])
+        layer: Any = port.layer
+        return [layer.weight] + ([layer.bias] if layer.bias is not None else [])
     if isinstance(port, nn.modules.batchnorm._BatchNorm):
         return [port.weight, port.bias, port.running_mean, port.running_var]
     return []

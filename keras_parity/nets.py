@@ -8,6 +8,7 @@ with zero biases, and Flatten reads channels-last so Dense weights carry over un
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -55,7 +56,7 @@ def keep_mask(x: Tensor, keep: float) -> Tensor:
     return mask.permute(0, 3, 1, 2) if layout is not x else mask
 
 
-def keras_names():
+def keras_names() -> Callable[[str], str]:
     """Keras' automatic layer names within one model: conv2d, conv2d_1, ..."""
     seen: Counter[str] = Counter()
 
@@ -124,7 +125,7 @@ class KerasCNN(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                nn.init.zeros_(module.bias)  # type: ignore[arg-type]  # both layers have a bias here
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)

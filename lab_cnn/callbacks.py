@@ -29,7 +29,8 @@ class RunLogger(TensorBoardLogger):
     @property
     def version(self) -> int:
         if self.claimed is None:
-            self.claimed = claim_version(Path(self.root_dir)) if rank_zero_only.rank == 0 else super().version
+            rank = getattr(rank_zero_only, "rank", 0)  # set by Lightning on the function object
+            self.claimed = claim_version(Path(self.root_dir)) if rank == 0 else int(super().version)
         return self.claimed
 
 
@@ -51,7 +52,7 @@ class PredictionCSV(BasePredictionWriter):
         self.path: Path | None = None  # the CSV, once written
 
     def write_on_epoch_end(self, trainer: Trainer, pl_module: Any, predictions: Any, batch_indices: Any) -> None:
-        data = trainer.datamodule
+        data: Any = trainer.datamodule  # type: ignore[attr-defined]  # the MNISTDataModule; set at run time
         probs = torch.cat(predictions).cpu()
         top_p, top_digit = probs.topk(3, dim=1)
         names, labels = data.predict_names()

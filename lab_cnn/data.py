@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -74,7 +74,7 @@ class BatchOrder(DistributedSampler):
         # A generator: the order is drawn at the first batch, after Lightning has called set_epoch
         # (on a resumed run it creates the iterator before that).
         if self.each_once:
-            order = torch.arange(self.rank, len(self.dataset), self.num_replicas)
+            order = torch.arange(self.rank, len(self.dataset), self.num_replicas)  # type: ignore[arg-type]
         else:
             order = torch.tensor(list(super().__iter__())[: self.images], dtype=torch.int64)
         yield from order.to(self.device).split(self.batch_size)
@@ -165,12 +165,12 @@ class MNISTDataModule(L.LightningDataModule):
         order = BatchOrder(data, self.batch_size * steps, shuffle, self.seed, replicas, rank, each_once=not training)
         if steps > 1 and self.train_batches_limit is not None:
             order.images = min(order.num_samples, self.batch_size * self.limited_batches(order.num_samples))
-        collate = as_batch if steps == 1 else partial(as_chunk, self.batch_size)
+        collate: Callable[[Any], Any] = as_batch if steps == 1 else partial(as_chunk, self.batch_size)
         return DataLoader(data, batch_size=None, sampler=order, collate_fn=collate, generator=torch.Generator())
 
     def limited_batches(self, images: int) -> int:
         """How many batches of ``images`` ``train_batches_limit`` allows, counted as Lightning counts them."""
-        limit, batches = self.train_batches_limit, -(-images // self.batch_size)
+        limit, batches = self.train_batches_limit or 1.0, -(-images // self.batch_size)
         counted = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
         if counted < 1:
             raise UserError(f"trainer.limit_train_batches: {limit!r} leaves no batch of the {batches} an epoch has")
@@ -179,6 +179,7 @@ class MNISTDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Batches; chunks of K batches for a model with ``steps_per_call`` K > 1 (lab_cnn.fast)."""
         model = self.trainer.lightning_module if self.trainer else None
+        assert self.train_set is not None, "setup() comes first"
         return self._loader(self.train_set, training=True, steps=getattr(model, "steps_per_call", 1))
 
     def val_dataloader(self) -> DataLoader:
@@ -190,6 +191,7 @@ class MNISTDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         if self.predict_path is None:
             return self._loader(self.test_set)
+        assert self.predict_digits is not None, "prepare_data() reads them"
         images = torch.from_numpy(np.stack([d.pixels for d in self.predict_digits])).unsqueeze(1)
         unknown = torch.full((len(images),), -1, dtype=torch.int64)
         return self._loader(TensorBatches(normalize(images, self.normalize), unknown))
@@ -198,4 +200,5 @@ class MNISTDataModule(L.LightningDataModule):
         """Name and true label (empty when unknown) of each image ``predict`` sees, in order."""
         if self.predict_path is None:
             return [f"t10k[{i}]" for i in range(len(self.test_set))], self.test_set.labels.tolist()
+        assert self.predict_digits is not None, "prepare_data() reads them"
         return [d.name for d in self.predict_digits], [""] * len(self.predict_digits)

@@ -56,7 +56,7 @@ def user_error(error: BaseException) -> str | None:
     return None
 
 
-def exit_on_user_error(prog: str, command: Callable[[], None]) -> None:
+def exit_on_user_error(prog: str, command: Callable[[], object]) -> None:
     """Run ``command``; a user mistake prints ``prog: error: ...`` on stderr and exits 2, Ctrl-C one line
     and exit code 130, a bug raises. Output to a pipe closed early (``lab-cnn --help | head -1``) ends the
     command quietly, as Python's docs advise (docs.python.org/3/library/signal.html#note-on-sigpipe)."""

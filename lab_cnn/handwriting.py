@@ -108,7 +108,7 @@ def mnist_style(image: Image.Image) -> tuple[np.ndarray, str | None]:
     """A uint8 28x28 array of ``image`` (any size, dark on light or light on dark), and a warning when the
     digit found is too small or not digit-like (None when it looks fine)."""
     working = image.copy()
-    working.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.LANCZOS, reducing_gap=3.0)
+    working.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
     ink = ink_map(grayscale(working))
     mask = digit_mask(ink)
     if mask is None:
@@ -129,7 +129,9 @@ def mnist_style(image: Image.Image) -> tuple[np.ndarray, str | None]:
         )
     scale = DIGIT_BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = np.asarray(Image.fromarray(crop * 255).convert("L").resize(size, Image.LANCZOS), dtype=np.float32)
+    small = np.asarray(
+        Image.fromarray(crop * 255).convert("L").resize(size, Image.Resampling.LANCZOS), dtype=np.float32
+    )
     centre_y, centre_x = ndimage.center_of_mass(small) if small.sum() else (size[1] / 2, size[0] / 2)
     top = int(np.clip(round(IMAGE_SIZE / 2 - centre_y), 0, IMAGE_SIZE - size[1]))
     left = int(np.clip(round(IMAGE_SIZE / 2 - centre_x), 0, IMAGE_SIZE - size[0]))
@@ -182,7 +184,10 @@ def contact_sheet(
         source = ImageOps.exif_transpose(digit.source).convert("RGB")
         source.thumbnail((cell, cell))
         sheet.paste(source, (x + (cell - source.width) // 2, y + (cell - source.height) // 2))
-        sheet.paste(Image.fromarray(digit.pixels).resize((cell, cell), Image.NEAREST).convert("RGB"), (x + cell + 4, y))
+        sheet.paste(
+            Image.fromarray(digit.pixels).resize((cell, cell), Image.Resampling.NEAREST).convert("RGB"),
+            (x + cell + 4, y),
+        )
         note = " (!)" if digit.warning else ""
         draw.text((x, y + cell + 2), f"{label} ({100 * p:.0f}%){note}  {Path(digit.name).name[:14]}", fill="black")
     sheet.save(path)

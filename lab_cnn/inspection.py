@@ -75,8 +75,8 @@ def first_conv_filters(net: nn.Module) -> Tensor | None:
 def writer_of(trainer: L.Trainer) -> Any:
     """The run's TensorBoard writer; None without a TensorBoard logger (``fast_dev_run``, ``logger: false``)
     and in every process but the first under DDP (it alone writes the run's files)."""
-    tensorboard = isinstance(trainer.logger, TensorBoardLogger) and trainer.global_rank == 0
-    return trainer.logger.experiment if tensorboard else None
+    logger = trainer.logger
+    return logger.experiment if isinstance(logger, TensorBoardLogger) and trainer.global_rank == 0 else None
 
 
 def log_hparams(writer: Any, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -142,13 +142,13 @@ class Inspection(L.Callback):
         wrong = predicted != y
         self.mistakes.append((x[wrong].float().cpu(), y[wrong].cpu(), predicted[wrong].cpu()))
 
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_test_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         """The test's figures, and the hyperparameters with the final test metrics (TensorBoard's HParams)."""
         writer, step = writer_of(trainer), trainer.global_step
         if writer is None:
             return
         final = {f"hp/{k.replace('/', '_')}": float(trainer.callback_metrics[k]) for k in ("test/acc", "test/loss")}
-        trainer.logger.log_metrics(final, step)
+        trainer.logger.log_metrics(final, step)  # type: ignore[union-attr]  # the writer's logger
         log_hparams(writer, dict(pl_module.hparams), final)
         matrix = pl_module.test_confusion.cpu()
         writer.add_figure("test/confusion_matrix", confusion_figure(matrix), step)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 import lab_cnn
@@ -161,14 +161,14 @@ class LabCLI(LightningCLI):
         """The run name of the command being run (``--name``, or its first config file's name)."""
         return self.run_name(self.config[self.subcommand] if self.subcommand else self.config)
 
-    def instantiate_trainer(self, **kwargs: Any) -> Trainer | None:
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer | None:  # type: ignore[override]  # None without a run
         """The run's Trainer (lab_cnn.training.make_trainer); fit also writes the run's config.yaml. Without a
         subcommand (``run=False``: the model and data module only) there is no run, and no Trainer."""
         if not self.subcommand:
             return None
         subcommand = self.subcommand
         config = self.config_init[subcommand]
-        save_config = []
+        save_config: list[Callback] = []
         # the run's config.yaml; test, validate and predict keep the training's; fast_dev_run has no run folder
         if subcommand == "fit" and not config["trainer"].get("fast_dev_run"):
             save_config.append(SaveConfigCallback(self._parser(subcommand), self.config[subcommand], overwrite=True))
@@ -185,6 +185,7 @@ class LabCLI(LightningCLI):
 
     def run_stage(self, **_: Any) -> None:
         """The subcommand, run by lab_cnn.training (LightningCLI calls the method named after it)."""
+        assert self.subcommand is not None
         self.result = training.run(self.subcommand, self.trainer, self.model, self.datamodule, self.checkpoint)
 
     fit = validate = test = predict = run_stage

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -93,7 +93,7 @@ def _from_torchvision(data_dir: Path) -> None:
     MNIST(str(data_dir), download=True)
 
 
-def _reconstruct(subtype: type, shape: tuple, dtype: bytes | str) -> np.ndarray:
+def _reconstruct(subtype: type, shape: tuple, dtype: Any) -> np.ndarray:
     """numpy's pickle helper, for plain arrays only: an empty array that BUILD then fills."""
     if subtype is not np.ndarray:
         raise pickle.UnpicklingError("refused to load an ndarray subclass")

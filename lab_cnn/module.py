@@ -25,6 +25,8 @@ class EpochMetrics(Metric):
     """
 
     full_state_update = False
+    loss_sum: Tensor  # the states (add_state), declared for the type checker
+    confusion: Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,7 +75,7 @@ class Classifier(L.LightningModule):
         # `trainer.deterministic: true` also fills every new tensor with NaN, a check for reads of
         # uninitialized memory that slows the Keras port's CPU step; results do not depend on it.
         # (lab_cnn.training.run_settings restores both flags after the run.)
-        torch.utils.deterministic.fill_uninitialized_memory = False
+        torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]  # not in torch's stub
         if self.trainer.strategy.root_device.type == "cuda":  # float32 matrix products on tensor cores (TF32)
             torch.set_float32_matmul_precision("high")
 
@@ -101,10 +103,12 @@ class Classifier(L.LightningModule):
 
             self.multi_step = MultiStep(self)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
-        """The loss of a batch, for Lightning's optimizer step (K > 1: the fast path's K steps, no loss)."""
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        """The loss of a batch, for Lightning's optimizer step (K > 1: the fast path's K steps on a chunk of
+        K batches, no loss)."""
         if self.steps_per_call > 1:
-            return self.multi_step(batch)
+            self.multi_step(batch)
+            return None
         x, y = batch
         log_probs = self(x)
         losses = F.nll_loss(log_probs.float(), y, reduction="none")
@@ -162,7 +166,7 @@ class Classifier(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """The learning rate as the epoch starts (``lr-SGD``), at once: its time stamp marks the epoch's start."""
-        lr = self.optimizers().param_groups[0]["lr"]
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         for logger in self.loggers:
             logger.log_metrics({"lr-SGD": lr}, step=self.global_step)
 

@@ -28,7 +28,7 @@ def describe_parse_error(message: str, keys: Iterable[str]) -> str:
         return "model: no model given; give a config, e.g. --config configs/baseline.yaml (or --model lab_cnn.LabNet)"
     option = re.search(r"Option '(\w+)' is not accepted", message)
     if unknown or option:
-        key = unknown.group(1) if unknown else ".".join([*path[:1], option.group(1)])
+        key = unknown.group(1) if unknown else ".".join([*path[:1], option.group(1)])  # type: ignore[union-attr]
         return f"{key}: unknown key; {did_you_mean(key, keys)}"
     problem = re.search(r"Problem with given class_path '([^']+)':\n\s*(.+)", message)
     if (

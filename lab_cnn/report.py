@@ -106,7 +106,7 @@ def within(lab: float, values: list[float]) -> str:
     return f"above {below} of {len(values)}{z}"
 
 
-def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | None], path: Path) -> None:
+def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, Any], path: Path) -> None:
     """Training accuracy and loss per epoch (band: ± one std across seeds), and each seed's test accuracy
     with mean ± std; the lab's figures dashed or as crosses."""
     fig = Figure(figsize=(15, 4))
@@ -152,9 +152,7 @@ def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | N
     fig.savefig(path, dpi=100, metadata={"Software": None})
 
 
-def comparison_section(
-    c: Comparison, results: dict[str, list[dict]], labs: dict[str, dict | None], png: str
-) -> list[str]:
+def comparison_section(c: Comparison, results: dict[str, list[dict]], labs: dict[str, Any], png: str) -> list[str]:
     lines = [f"## {c.title}", "", f"![{c.title}]({png})", ""]
     lines += [
         "| variant | test acc % | lab % | lab among the seeds | diff | test loss | lab loss | params "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -58,7 +59,7 @@ class StepBlock:
                 self.use_graph = False
                 torch.cuda.synchronize()
                 return self.run(x, y, batch_size)
-            self.graph.replay()  # the captured chunk's own steps (capturing ran none of them)
+            self.graph.replay()  # type: ignore[attr-defined]  # capture() set it; the captured chunk's own steps
             return self.loss_sums, self.predicted
         self.x.copy_(x)
         self.y.copy_(y)
@@ -93,8 +94,9 @@ class LossWatch:
     """
 
     def __init__(self) -> None:
-        self.flags: Tensor | None = None
-        self.event: torch.cuda.Event | None = None
+        # the pinned flags and their event, made at the first CUDA chunk
+        self.flags: Any = None
+        self.event: Any = None
         self.pending: tuple[int, int, Tensor] | None = None  # first step, steps, loss sums of the chunk in flight
 
     def watch(self, loss_sums: Tensor, first_step: int) -> tuple[int, float] | None:

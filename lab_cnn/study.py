@@ -83,7 +83,7 @@ class Variant:
             slug = "keras-" + "-".join(f"{v}" for _, v in sorted(self.keras.items()))
         else:
             slug = "-".join(
-                [Path(self.config).stem, *(a.lstrip("-").replace("model.init_args.", "") for a in self.args)]
+                [Path(str(self.config)).stem, *(a.lstrip("-").replace("model.init_args.", "") for a in self.args)]
             )
         return f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', slug)[:60]}-s{seed}-{digest}"
 
@@ -149,7 +149,7 @@ def load_study(path: str | Path, including: tuple[Path, ...] = ()) -> Study:
 def typed(where: str, value: Any, kind: type) -> Any:
     """``value`` if it is a ``kind`` (a list, a mapping, a text), else a UserError naming ``where``."""
     if not isinstance(value, kind):
-        words = {list: "a list", dict: "keys and values", str: "a text"}[kind]
+        words = {list: "a list", dict: "keys and values", str: "a text"}[kind]  # type: ignore[index]
         raise UserError(f"{where}: {value!r} is not allowed; give {words}")
     return value
 
@@ -351,7 +351,7 @@ def check_folder(folder: Path, settings: Settings, force: bool) -> None:
     if force or not spec_path.is_file():
         return
     spec = read_yaml(spec_path)
-    theirs = Settings(spec.get("epochs"), spec.get("limit_batches"))
+    theirs = Settings(spec.get("epochs"), spec.get("limit_batches"))  # type: ignore[arg-type]  # a study.yaml's own
     if theirs != settings:
         raise UserError(
             f"{folder} holds a study of {theirs.epochs} epochs, limit_batches {theirs.limit_batches}; this one has "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -20,7 +22,7 @@ def total_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters()) + batchnorm_statistics(net)
 
 
-def layer_rows(net: nn.Module) -> list[Row]:
+def layer_rows(net: Any) -> list[Row]:
     """One row per layer of ``net.layers``; BatchNorm running statistics count as non-trainable."""
     shapes: dict[str, tuple[int, ...]] = {}
     hooks = [

@@ -81,7 +81,7 @@ def run_settings() -> Iterator[None]:
     quieter = Quieter()
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    fill = torch.utils.deterministic.fill_uninitialized_memory
+    fill = torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]  # not in torch's stub
     matmul = torch.get_float32_matmul_precision()
     cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     for name in QUIETED_LOGGERS:
@@ -96,7 +96,7 @@ def run_settings() -> Iterator[None]:
         for name in QUIETED_LOGGERS:
             logging.getLogger(name).removeFilter(quieter)
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-        torch.utils.deterministic.fill_uninitialized_memory = fill
+        torch.utils.deterministic.fill_uninitialized_memory = fill  # type: ignore[attr-defined]
         torch.set_float32_matmul_precision(matmul)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
 
@@ -206,7 +206,7 @@ def make_trainer(
 def logger_for_run(stage: str, name: str, checkpoint: Checkpoint | None) -> RunLogger:
     """``lightning_logs/<name>/``: a new version, or the run folder of the checkpoint resumed or tested."""
     run_dir = checkpoint.run_dir if checkpoint else None
-    if run_dir is not None and (stage != "fit" or checkpoint.lightning):
+    if checkpoint is not None and run_dir is not None and (stage != "fit" or checkpoint.lightning):
         check_can_write("the checkpoint's run folder", run_dir)  # here, not in TensorBoard's writer thread
         return RunLogger(run_dir.parent.parent, run_dir.parent.name, int(run_dir.name.removeprefix("version_")))
     return RunLogger(LOG_DIR, name)
@@ -227,8 +227,9 @@ def run(
     else:
         getattr(trainer, stage)(model, datamodule=data, ckpt_path=ckpt_path, verbose=False)
         print(f"Logged to {trainer.log_dir}", file=sys.stderr)
-    last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
-    writer = next((c for c in trainer.callbacks if isinstance(c, PredictionCSV)), None)
+    saver = trainer.checkpoint_callback
+    last = saver.last_model_path if isinstance(saver, ModelCheckpoint) else ""
+    writer = next((c for c in trainer.callbacks if isinstance(c, PredictionCSV)), None)  # type: ignore[attr-defined]
     return RunResult(
         stage,
         log_dir=Path(trainer.log_dir) if trainer.log_dir else None,
