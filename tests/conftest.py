@@ -1,25 +1,13 @@
-"""Shared fixtures: the verified MNIST files (``make test`` fetches them first) and real CLI runs."""
+"""Shared fixtures and hooks: the verified MNIST files (``make test`` fetches them first); the command servers
+of tests/helpers.py end with the session; tests marked ``gpu`` skip themselves without a CUDA GPU."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
-from pathlib import Path
-from queue import Queue
-
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+import torch
 
-from lab_cnn.cli import LIGHTNING_COMMANDS
 from lab_cnn.data import MNISTDataModule
-
-from forked import CommandServer
-
-REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO / "data"
-CONFIGS = REPO / "configs"
+from tests.helpers import DATA_DIR, close_servers
 
 
 @pytest.fixture(scope="session")
@@ -30,63 +18,12 @@ def datamodule() -> MNISTDataModule:
     return dm
 
 
-QUIET = {**os.environ, "PYTHONWARNINGS": "ignore"}
-COMMANDS = ("lab_cnn", "keras_parity")
-SERVERS: dict[str, Queue[CommandServer]] = {command: Queue() for command in COMMANDS}  # the idle ones
-STARTED: dict[str, list[CommandServer]] = {command: [] for command in COMMANDS}  # on first use, two at most
-STARTING = threading.Lock()
-
-
-def run(
-    *args: str, cwd: Path, command: str = "lab_cnn", timeout: int = 600, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """Run ``python -m <command> ARGS`` as a user would, in ``cwd``, in a process of its own; stdout and stderr
-    captured. Without ``env`` the process of a Lightning command or of keras-parity is forked from a server that
-    has imported what it imports at start once (tests/forked.py); the other lab-cnn commands, which import
-    no Lightning, and any command with ``env`` (added to the environment) start a new interpreter."""
-    if env is not None or (command == "lab_cnn" and args[0] not in LIGHTNING_COMMANDS):
-        return subprocess.run(
-            [sys.executable, "-m", command, *args],
-            cwd=cwd,
-            env={**QUIET, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    with STARTING:  # tests run up to two commands at a time
-        if SERVERS[command].empty() and len(STARTED[command]) < 2:
-            STARTED[command].append(CommandServer(command, QUIET))
-            SERVERS[command].put(STARTED[command][-1])
-    server = SERVERS[command].get()
-    try:
-        result = server.run(*args, cwd=cwd, timeout=timeout)
-    except BaseException:
-        with STARTING:  # a server that timed out or ended is not used again; the next call starts another
-            STARTED[command].remove(server)
-        server.process.kill()
-        raise
-    SERVERS[command].put(server)
-    return result
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not torch.cuda.is_available():
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these there)"))
 
 
 def pytest_sessionfinish() -> None:
-    for servers in STARTED.values():
-        for server in servers:
-            server.close()
-
-
-def fit_args(config: str, *extra: str) -> list[str]:
-    """``fit`` of a shipped config on the repository's data, from any folder."""
-    return ["fit", "--config", str(CONFIGS / config), "--data.data_dir", str(DATA_DIR), *extra]
-
-
-def scalars(run_dir: Path, with_steps: bool = False) -> dict[str, list]:
-    """Every scalar tag of a run folder (all its event files, oldest first), read back with TensorBoard's
-    own reader: the values, or (step, value) pairs."""
-    found: dict[str, list] = {}
-    for events in sorted(run_dir.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            found.setdefault(tag, []).extend((e.step, e.value) if with_steps else e.value for e in acc.Scalars(tag))
-    return found
+    close_servers()

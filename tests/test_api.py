@@ -18,8 +18,7 @@ import yaml
 
 import lab_cnn
 from lab_cnn.data import BatchOrder, TensorBatches
-
-from conftest import CONFIGS, DATA_DIR, REPO, fit_args, run, scalars
+from tests.helpers import CONFIGS, DATA_DIR, REPO, fit_args, run, scalars
 
 BASELINE = str(CONFIGS / "baseline.yaml")
 DATA = {"data_dir": str(DATA_DIR)}

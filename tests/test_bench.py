@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import DATA_DIR, REPO
+from tests.helpers import DATA_DIR, REPO
 
 
 def test_bench_times_lab_cnn_fit_and_the_plain_loop_and_reports_the_goals(tmp_path) -> None:

@@ -23,8 +23,7 @@ from lab_cnn.module import LabNet
 from lab_cnn.nets import LabCNN
 from lab_cnn.summary import layer_rows, total_params
 from lab_cnn.validators import check_recipe
-
-from conftest import CONFIGS, REPO, fit_args, run, scalars
+from tests.helpers import CONFIGS, REPO, fit_args, run, scalars
 
 ALL_CONFIGS = sorted(p.name for p in CONFIGS.glob("*.yaml"))
 

@@ -15,8 +15,7 @@ from lab_cnn import mnist
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import UserError
 from lab_cnn.mnist import load_split
-
-from conftest import DATA_DIR
+from tests.helpers import DATA_DIR
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -16,8 +16,7 @@ from PIL import Image, ImageFilter
 
 from lab_cnn.handwriting import mnist_style
 from lab_cnn.mnist import load_split
-
-from conftest import CONFIGS, DATA_DIR, fit_args, run
+from tests.helpers import CONFIGS, DATA_DIR, fit_args, run
 
 DIGITS = 40  # test digits per kind of photo
 

@@ -22,8 +22,7 @@ from lab_cnn.documented import documented
 from lab_cnn.errors import UserError
 from lab_cnn.runs import run_versions
 from lab_cnn.summary import layer_rows
-
-from conftest import DATA_DIR, run
+from tests.helpers import DATA_DIR, run
 
 SUMMARIES = documented()["keras"]["summaries"]
 CONV_LAYERS = {"two_conv": 2, "one_conv": 1}

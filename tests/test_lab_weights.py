@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lab_cnn.mnist import load_split, normalize
-
-from conftest import CONFIGS, DATA_DIR, run
+from tests.helpers import CONFIGS, DATA_DIR, run
 
 
 class Net(nn.Module):

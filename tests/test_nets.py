@@ -11,8 +11,7 @@ from lab_cnn.documented import documented
 from lab_cnn.errors import UserError
 from lab_cnn.nets import ACTIVATIONS, LabCNN
 from lab_cnn.summary import format_summary, layer_rows
-
-from conftest import CONFIGS
+from tests.helpers import CONFIGS
 
 PYTORCH = documented()["pytorch"]
 

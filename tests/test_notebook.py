@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from conftest import CONFIGS, DATA_DIR, REPO
+from tests.helpers import CONFIGS, DATA_DIR, REPO
 
 SHORT = "EPOCHS = 2\nLIMIT = 20\nSEEDS = 2\nSTUDY_EPOCHS = 1"
 

@@ -8,8 +8,7 @@ import time
 import pytest
 
 from lab_cnn.documented import documented
-
-from conftest import fit_args, run
+from tests.helpers import fit_args, run
 
 LAB_PYTORCH = {**documented()["pytorch"]["neuron_study"], **documented()["pytorch"]["pooling_study"]}
 

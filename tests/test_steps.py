@@ -15,8 +15,7 @@ from keras_parity.module import KerasNet
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.fast import count_optimizer_steps
 from lab_cnn.module import LabNet
-
-from conftest import CONFIGS, DATA_DIR, fit_args, run, scalars
+from tests.helpers import CONFIGS, DATA_DIR, fit_args, run, scalars
 
 # 10,000 training images (the other 50,000 held out): 79 batches an epoch, the last of 16 images,
 # so every K below ends each epoch with a partial chunk.

@@ -22,8 +22,7 @@ from lab_cnn.documented import documented
 from lab_cnn.errors import UserError
 from lab_cnn.report import verdict, welch
 from lab_cnn.study import Comparison, Variant, load_study
-
-from conftest import CONFIGS, DATA_DIR, REPO, run
+from tests.helpers import CONFIGS, DATA_DIR, REPO, run
 
 LAB_TEST_ACC = {"fc50": 96.60, "fc25": 96.24, "two_conv": 97.45, "one_conv": 97.73}  # documented_results.yaml, in %
 TINY = Path("reports") / "tiny-1epochs-3batches"  # the tiny study's own folder: its settings are not the file's

@@ -16,7 +16,7 @@ import pytest
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from conftest import DATA_DIR, fit_args, run, scalars
+from tests.helpers import DATA_DIR, fit_args, run, scalars
 
 BATCHES = 150
 

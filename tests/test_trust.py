@@ -20,8 +20,7 @@ import yaml
 
 from lab_cnn import mnist
 from lab_cnn.parse_errors import describe_parse_error
-
-from conftest import CONFIGS, DATA_DIR, REPO, fit_args, run, scalars
+from tests.helpers import CONFIGS, DATA_DIR, REPO, fit_args, run, scalars
 
 SHORT = [
     "--trainer.max_epochs",
