@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from lab_cnn.divergence import LossWatch
 from lab_cnn.errors import UserError
 from lab_cnn.nets import NUM_CLASSES, LabCNN
-from lab_cnn.steps import LossWatch
 from lab_cnn.validators import check_recipe
 
 

@@ -229,7 +229,7 @@ def test_importing_lab_cnn_changes_no_settings_of_the_session() -> None:
         "import warnings, matplotlib, torch, lightning, tensorboard\n"
         "state = lambda: (list(warnings.filters), matplotlib.get_backend(), torch.get_float32_matmul_precision())\n"
         "before = state()\n"
-        "import lab_cnn, lab_cnn.api, lab_cnn.training, lab_cnn.report, keras_parity.module\n"
+        "import lab_cnn, lab_cnn.api, lab_cnn.training, lab_cnn.studies.report, keras_parity.module\n"
         "assert state() == before, [f for f in state()[0] if f not in before[0]]\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -20,8 +20,8 @@ from tensorboard.util import tensor_util
 
 from lab_cnn.documented import documented
 from lab_cnn.errors import UserError
-from lab_cnn.report import verdict, welch
-from lab_cnn.study import Comparison, Variant, load_study
+from lab_cnn.studies.report import verdict, welch
+from lab_cnn.studies.study import Comparison, Variant, load_study
 from tests.helpers import CONFIGS, DATA_DIR, REPO, run
 
 LAB_TEST_ACC = {"fc50": 96.60, "fc25": 96.24, "two_conv": 97.45, "one_conv": 97.73}  # documented_results.yaml, in %
@@ -84,7 +84,7 @@ def study(folder: Path, *extra: str):
 
 
 def logged(run_dir: Path, tag: str) -> float:
-    """A tag's last value as the run wrote it, read independently of lab_cnn.study."""
+    """A tag's last value as the run wrote it, read independently of lab_cnn.studies.study."""
     mux = EventMultiplexer({"run": str(run_dir)})
     mux.Reload()
     acc = mux.GetAccumulator("run")

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure  # figures without pyplot: a notebook's bac
 
 from lab_cnn.config import read_yaml
 from lab_cnn.errors import UserError
-from lab_cnn.study import RUNS, Comparison, Variant, read_runs
+from lab_cnn.studies.study import RUNS, Comparison, Variant, read_runs
 
 SIGNIFICANCE = 0.05
 RULE = (

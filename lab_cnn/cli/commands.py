@@ -41,8 +41,8 @@ built from them as fit builds it, e.g. lab-cnn summary --config configs/baseline
 
 
 def study_command(argv: list[str]) -> None:
-    from lab_cnn.report import write_report
-    from lab_cnn.study import Settings, load_study, read_runs, run_study
+    from lab_cnn.studies.report import write_report
+    from lab_cnn.studies.study import Settings, load_study, read_runs, run_study
 
     parser = ArgumentParser(
         prog="lab-cnn study",
@@ -95,7 +95,7 @@ def study_command(argv: list[str]) -> None:
 
 
 def report_command(argv: list[str]) -> None:
-    from lab_cnn.report import write_report
+    from lab_cnn.studies.report import write_report
 
     parser = ArgumentParser(
         prog="lab-cnn report",

@@ -1,6 +1,6 @@
 """The GPU fast path, ``--model.steps_per_call K`` with K > 1 (``configs/trainer/gpu.yaml`` sets 8): each
 Lightning training step takes K consecutive batches and makes one optimizer step per batch, replayed from a
-CUDA graph on a GPU (:class:`lab_cnn.steps.StepBlock`). For these small nets the host's per-step Python,
+CUDA graph on a GPU (:class:`lab_cnn.fast.step_block.StepBlock`). For these small nets the host's per-step Python,
 not the GPU, sets the pace; K steps per call cut it K-fold. The steps are those of K = 1, in the same order:
 on the CPU both give the same metrics (tests/test_steps.py).
 
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lab_cnn.errors import UserError
-from lab_cnn.steps import StepBlock
+from lab_cnn.fast.step_block import StepBlock
 
 
 class MultiStep:

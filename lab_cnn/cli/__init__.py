@@ -1,5 +1,5 @@
 """``lab-cnn`` (also ``lightning`` and ``python -m lab_cnn``): LightningCLI's fit, validate, test and
-predict (lab_cnn.lightning_cli), and the commands of lab_cnn.commands. Only what a command uses is imported."""
+predict (lab_cnn.lightning_cli), and the commands of lab_cnn.cli.commands. Only what a command uses is imported."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from lab_cnn import commands
+from lab_cnn.cli import commands
 from lab_cnn.errors import UserError, exit_on_user_error
 from lab_cnn.parse_errors import did_you_mean
 

@@ -6,7 +6,7 @@ A study file (``configs/studies/*.yaml``) names comparisons; each lists variants
 (``keras: {activation, conv_layers}``). Runs log under ``lightning_logs/studies/`` (lab-cnn) and
 ``lightning_logs/keras/studies/`` (Keras), one folder per distinct run. When a run finishes, its
 numbers are read back from its event files (TensorBoard's reader) and added to the report folder's
-``runs.json``, which is committed with the report: the report (:mod:`lab_cnn.report`) is built from
+``runs.json``, which is committed with the report: the report (:mod:`lab_cnn.studies.report`) is built from
 ``study.yaml`` and ``runs.json`` alone, and a run recorded there is never run again unless ``--force``.
 """
 
