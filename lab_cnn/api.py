@@ -15,11 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
 from lab_cnn.errors import UserError, user_error
+
+if TYPE_CHECKING:  # the modules that import Lightning load on the first call, not with lab_cnn
+    from lab_cnn.module import Classifier
+    from lab_cnn.training import RunResult
 
 Config = str | Path | Sequence[str | Path]
 Overrides = Mapping[str, Any] | None
@@ -35,38 +39,40 @@ def fit(
     ckpt_path: str | Path | None = None,
     inspect: bool = True,
     seed: int | None = None,
-) -> Any:
+) -> RunResult:
     """Train the model of ``config`` (a config file, or several stacked) with ``model``, ``data`` and ``trainer``
     overrides, then test it on the 10,000 test images; ``ckpt_path`` resumes a run (``last``: the newest of
     the run name's). Returns the :class:`~lab_cnn.training.RunResult`."""
     return run_command("fit", config, name, model, data, trainer, ckpt_path, inspect, seed)
 
 
-def test(config: Config, ckpt_path: str | Path, **options: Any) -> Any:
+def test(config: Config, ckpt_path: str | Path, **options: Any) -> RunResult:
     """Test a checkpoint (a file, ``last``, or a state_dict of the lab's script) on the test images; logged in
     its run's folder. ``options``: those of :func:`fit`."""
     return run_command("test", config, ckpt_path=ckpt_path, **options)
 
 
-def validate(config: Config, ckpt_path: str | Path, **options: Any) -> Any:
+def validate(config: Config, ckpt_path: str | Path, **options: Any) -> RunResult:
     """Run a checkpoint on the validation images (``data={"val_size": N}`` holds out N training images)."""
     return run_command("validate", config, ckpt_path=ckpt_path, **options)
 
 
-def predict(config: Config, ckpt_path: str | Path, images: str | Path | None = None, **options: Any) -> Any:
+def predict(
+    config: Config, ckpt_path: str | Path, images: str | Path | None = None, **options: Any
+) -> RunResult:
     """Predict the test images, or your own digit images (a folder or glob of PNG/JPEG), with a checkpoint;
     the result's ``predictions`` is the CSV written in the run's folder."""
     data = {**(options.pop("data", None) or {}), **({"predict_path": str(images)} if images is not None else {})}
     return run_command("predict", config, ckpt_path=ckpt_path, data=data, **options)
 
 
-def load(checkpoint: str | Path) -> Any:
+def load(checkpoint: str | Path) -> Classifier:
     """The model of a run's checkpoint, built from the run's own ``config.yaml``, its weights loaded, in eval mode."""
     from jsonargparse import ArgumentParser
 
     from lab_cnn import checkpoints
     from lab_cnn.config import read_yaml
-    from lab_cnn.module import Classifier
+    from lab_cnn.module import Classifier  # noqa: F811 - the class itself, here at run time
 
     try:
         found = checkpoints.load(checkpoints.find(str(checkpoint), Path(".")))
@@ -97,7 +103,7 @@ def run_command(
     ckpt_path: str | Path | None = None,
     inspect: bool = True,
     seed: int | None = None,
-) -> Any:
+) -> RunResult:
     """The command ``lab-cnn STAGE`` with these arguments as its options; its result."""
     from lab_cnn.lightning_cli import lightning_cli
 
@@ -127,7 +133,7 @@ def flow_yaml(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10**9).removesuffix("\n").removesuffix("\n...")
 
 
-def raise_as_user_error(error: Exception) -> None:
+def raise_as_user_error(error: Exception) -> NoReturn:
     """A user mistake as :class:`UserError` with the command's one-line message; anything else as it is."""
     message = user_error(error)
     if message is None or isinstance(error, UserError) and str(error) == message:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -55,6 +57,25 @@ def run(
         raise
     SERVERS[command].put(server)
     return result
+
+
+def run_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``lab-cnn ARGS`` called in this process (lab_cnn.cli.main, as the command and lab_cnn's functions call it),
+    in ``cwd``: its exit code, stdout and stderr. For what needs no process of its own (a refused command)."""
+    from lab_cnn.cli import main
+
+    out, err, previous = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def fit_args(config: str, *extra: str) -> list[str]:

@@ -187,7 +187,7 @@ NOISE = ("litlogger", "litmodels", "LeafSpec", "FutureWarning", "DeprecationWarn
 def test_runs_show_their_numbers_and_nothing_else(tmp_path) -> None:
     """One line per epoch with its train and val loss and accuracy, with the bar (Epoch N/M) or without it;
     nothing that says nothing about the run (Lightning's tip, torch's and TensorFlow's notices)."""
-    short = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20"]
+    short = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20", "--trainer.limit_val_batches", "5"]
     user = {"cwd": tmp_path, "env": {"PYTHONWARNINGS": ""}}  # a user's environment: Python's own warning filters
     with_bar = run(*fit_args("baseline.yaml", *short), **user)
     assert re.search(r"Epoch 2/2: 100%", with_bar.stdout)

@@ -12,7 +12,7 @@ from nbclient import NotebookClient
 
 from tests.helpers import CONFIGS, DATA_DIR, REPO
 
-SHORT = "EPOCHS = 2\nLIMIT = 20\nSEEDS = 2\nSTUDY_EPOCHS = 1"
+SHORT = "EPOCHS = 1\nLIMIT = 20\nSEEDS = 2\nSTUDY_EPOCHS = 1"
 
 
 def test_the_lab_notebook_runs_top_to_bottom(tmp_path, monkeypatch) -> None:

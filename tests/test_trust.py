@@ -20,7 +20,7 @@ import yaml
 
 from lab_cnn import mnist
 from lab_cnn.parse_errors import describe_parse_error
-from tests.helpers import CONFIGS, DATA_DIR, REPO, fit_args, run, scalars
+from tests.helpers import CONFIGS, DATA_DIR, REPO, fit_args, run, run_in_process, scalars
 
 SHORT = [
     "--trainer.max_epochs",
@@ -327,19 +327,19 @@ KERAS_MISTAKES = {
 
 @pytest.fixture(scope="module")
 def refused(trained) -> dict[str, tuple[subprocess.CompletedProcess, list[str], list[str]]]:
-    """Every mistake above, run as its command (two at a time), with lightning_logs/ and models/ before and after."""
+    """Every mistake above, with lightning_logs/ and models/ before and after: lab-cnn's called in this process, one
+    after another (lab_cnn.cli.main, which the command and the API share); keras-parity's as its command, in a
+    thread beside them."""
     (trained / "typo.yaml").write_text("model:\n  class_path: lab_cnn.LabNet\n  init_args:\n    kernel_siz: 3\n")
     (trained / "fake.keras").write_bytes(b"PK\x03\x04 not really a zip")
     (trained / "a_folder.keras").mkdir(exist_ok=True)
     (trained / "device.keras").symlink_to(os.devnull)
     before = snapshot(trained)
-    cases = {name: (args, "lab_cnn") for name, (args, _) in MISTAKES.items()}
-    cases |= {
-        f"keras-parity {name}": ([*args, "--data-dir", str(DATA_DIR)], "keras_parity")
-        for name, (args, _) in KERAS_MISTAKES.items()
-    }
-    with ThreadPoolExecutor(2) as pool:
-        results = dict(zip(cases, pool.map(lambda case: run(*case[0], cwd=trained, command=case[1]), cases.values())))
+    keras = {f"keras-parity {name}": [*args, "--data-dir", str(DATA_DIR)] for name, (args, _) in KERAS_MISTAKES.items()}
+    with ThreadPoolExecutor(1) as pool:
+        keras_results = pool.map(lambda args: run(*args, cwd=trained, command="keras_parity"), keras.values())
+        results = {name: run_in_process(*args, cwd=trained) for name, (args, _) in MISTAKES.items()}
+        results |= dict(zip(keras, keras_results))
     return {name: (result, before, snapshot(trained)) for name, result in results.items()}
 
 
