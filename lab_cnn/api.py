@@ -57,9 +57,7 @@ def validate(config: Config, ckpt_path: str | Path, **options: Any) -> RunResult
     return run_command("validate", config, ckpt_path=ckpt_path, **options)
 
 
-def predict(
-    config: Config, ckpt_path: str | Path, images: str | Path | None = None, **options: Any
-) -> RunResult:
+def predict(config: Config, ckpt_path: str | Path, images: str | Path | None = None, **options: Any) -> RunResult:
     """Predict the test images, or your own digit images (a folder or glob of PNG/JPEG), with a checkpoint;
     the result's ``predictions`` is the CSV written in the run's folder."""
     data = {**(options.pop("data", None) or {}), **({"predict_path": str(images)} if images is not None else {})}
