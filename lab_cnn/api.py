@@ -46,22 +46,50 @@ def fit(
     return run_command("fit", config, name, model, data, trainer, ckpt_path, inspect, seed)
 
 
-def test(config: Config, ckpt_path: str | Path, **options: Any) -> RunResult:
+def test(
+    config: Config,
+    ckpt_path: str | Path,
+    *,
+    name: str | None = None,
+    model: Overrides = None,
+    data: Overrides = None,
+    trainer: Overrides = None,
+    inspect: bool = True,
+) -> RunResult:
     """Test a checkpoint (a file, ``last``, or a state_dict of the lab's script) on the test images; logged in
-    its run's folder. ``options``: those of :func:`fit`."""
-    return run_command("test", config, ckpt_path=ckpt_path, **options)
+    its run's folder. The keyword arguments are :func:`fit`'s."""
+    return run_command("test", config, name, model, data, trainer, ckpt_path, inspect)
 
 
-def validate(config: Config, ckpt_path: str | Path, **options: Any) -> RunResult:
+def validate(
+    config: Config,
+    ckpt_path: str | Path,
+    *,
+    name: str | None = None,
+    model: Overrides = None,
+    data: Overrides = None,
+    trainer: Overrides = None,
+    inspect: bool = True,
+) -> RunResult:
     """Run a checkpoint on the validation images (``data={"val_size": N}`` holds out N training images)."""
-    return run_command("validate", config, ckpt_path=ckpt_path, **options)
+    return run_command("validate", config, name, model, data, trainer, ckpt_path, inspect)
 
 
-def predict(config: Config, ckpt_path: str | Path, images: str | Path | None = None, **options: Any) -> RunResult:
+def predict(
+    config: Config,
+    ckpt_path: str | Path,
+    images: str | Path | None = None,
+    *,
+    name: str | None = None,
+    model: Overrides = None,
+    data: Overrides = None,
+    trainer: Overrides = None,
+) -> RunResult:
     """Predict the test images, or your own digit images (a folder or glob of PNG/JPEG), with a checkpoint;
     the result's ``predictions`` is the CSV written in the run's folder."""
-    data = {**(options.pop("data", None) or {}), **({"predict_path": str(images)} if images is not None else {})}
-    return run_command("predict", config, ckpt_path=ckpt_path, data=data, **options)
+    if images is not None:
+        data = {**mapping("data", data), "predict_path": str(images)}
+    return run_command("predict", config, name, model, data, trainer, ckpt_path)
 
 
 def load(checkpoint: str | Path) -> Classifier:
@@ -73,7 +101,11 @@ def load(checkpoint: str | Path) -> Classifier:
     from lab_cnn.module import Classifier  # noqa: F811 - the class itself, here at run time
 
     try:
-        found = checkpoints.load(checkpoints.find(str(checkpoint), Path(".")))
+        if not isinstance(checkpoint, (str, Path)) or str(checkpoint) == "last":
+            raise UserError(
+                f"load: {checkpoint!r} is not allowed; give a checkpoint file's path, e.g. result.checkpoint"
+            )
+        found = checkpoints.load(checkpoints.find(str(checkpoint), Path("."), key="load"), key="load")
         run_dir = found.run_dir
         if run_dir is None or not (run_dir / "config.yaml").is_file():
             raise UserError(
@@ -105,15 +137,26 @@ def run_command(
     """The command ``lab-cnn STAGE`` with these arguments as its options; its result."""
     from lab_cnn.lightning_cli import lightning_cli
 
-    configs = [config] if isinstance(config, (str, Path)) else list(config)
-    argv = [stage, *(a for path in configs for a in ("--config", str(path)))]
-    for section, overrides in (("model", model), ("data", data), ("trainer", trainer)):
-        argv += options(f"--{section}.", overrides or {})
-    argv += options("--", {"name": name, "ckpt_path": ckpt_path, "seed_everything": seed, "inspect": inspect})
     try:
+        configs = [config] if isinstance(config, (str, Path)) else list(config) if isinstance(config, Sequence) else []
+        if not configs or not all(isinstance(path, (str, Path)) for path in configs):
+            raise UserError(f"config: {config!r} is not allowed; give a config file, or a list of them")
+        argv = [stage, *(a for path in configs for a in ("--config", str(path)))]
+        for section, overrides in (("model", model), ("data", data), ("trainer", trainer)):
+            argv += options(f"--{section}.", mapping(section, overrides))
+        argv += options("--", {"name": name, "ckpt_path": ckpt_path, "seed_everything": seed, "inspect": inspect})
         return lightning_cli(argv).result
     except Exception as e:  # noqa: BLE001 - a user mistake becomes a UserError; raise_as_user_error re-raises a bug
         raise_as_user_error(e)
+
+
+def mapping(section: str, overrides: Overrides) -> Mapping[str, Any]:
+    """The overrides of a section: a dict of keys and values (None: none)."""
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, Mapping):
+        raise UserError(f"{section}: {overrides!r} is not allowed; give its overrides as a dict, e.g. {{'lr': 0.1}}")
+    return overrides
 
 
 def options(prefix: str, values: Mapping[str, Any]) -> list[str]:
@@ -127,8 +170,18 @@ def options(prefix: str, values: Mapping[str, Any]) -> list[str]:
 
 
 def flow_yaml(value: Any) -> str:
-    """``value`` as one line of YAML: ``[10, 20]``, ``.inf``, ``true``, ``{a: 1}``."""
-    return yaml.safe_dump(value, default_flow_style=True, width=10**9).removesuffix("\n").removesuffix("\n...")
+    """``value`` as one line of YAML: ``[10, 20]``, ``.inf``, ``true``, ``{a: 1}``; numpy and torch numbers (a
+    sweep's ``np.linspace``) as the Python numbers they hold."""
+    return yaml.safe_dump(plain(value), default_flow_style=True, width=10**9).removesuffix("\n").removesuffix("\n...")
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy and torch scalars and arrays as Python numbers and lists (their ``tolist()``)."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value.tolist() if hasattr(value, "tolist") else value
 
 
 def raise_as_user_error(error: Exception) -> NoReturn:

@@ -51,42 +51,40 @@ class Checkpoint:
         return run if self.path.parent.name == "checkpoints" and run.name.removeprefix("version_").isdigit() else None
 
 
-def find(value: str, run_dir: Path) -> Path:
-    """The file ``--ckpt_path`` names: a path, or ``last`` for the newest ``last.ckpt`` of ``run_dir``."""
+def find(value: str, run_dir: Path, key: str = "--ckpt_path") -> Path:
+    """The file ``--ckpt_path`` (or ``key``) names: a path, or ``last`` for the newest ``last.ckpt`` of ``run_dir``."""
     if value == "last":
         return newest_last_checkpoint(run_dir)[1]
     if value in LIGHTNING_NAMES or value.startswith("registry:"):
         raise UserError(
-            f"--ckpt_path {value}: Lightning knows that checkpoint only within one fit; give a checkpoint file, or last"
+            f"{key} {value}: Lightning knows that checkpoint only within one fit; give a checkpoint file, or last"
         )
     if not value.strip():
-        raise UserError("--ckpt_path: '' is not allowed; give a checkpoint file, or last")
+        raise UserError(f"{key}: '' is not allowed; give a checkpoint file, or last")
     path = Path(value)
     if path.is_dir():
-        raise UserError(f"--ckpt_path: {value} is a folder; give a checkpoint file, e.g. {path / LAST_CHECKPOINT}")
+        raise UserError(f"{key}: {value} is a folder; give a checkpoint file, e.g. {path / LAST_CHECKPOINT}")
     if not path.exists():
-        raise UserError(f"--ckpt_path: {value} does not exist")
+        raise UserError(f"{key}: {value} does not exist")
     if not path.is_file():
-        raise UserError(f"--ckpt_path: {value} is not a regular file; give a checkpoint file")
+        raise UserError(f"{key}: {value} is not a regular file; give a checkpoint file")
     return path
 
 
-def load(path: Path) -> Checkpoint:
+def load(path: Path, key: str = "--ckpt_path") -> Checkpoint:
     """The weights in ``path``, loaded with ``weights_only=True``: a file that holds more than tensors and
-    plain data is refused before anything reads it further."""
+    plain data is refused before anything reads it further. Messages name ``key``."""
     try:
         content = torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError:
-        raise UserError(
-            f"--ckpt_path: {path} refused: it holds more than weights, and loading it could run code"
-        ) from None
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):  # torch's words for a pickled object that is no plain data
+            raise UserError(f"{key}: {path} is not a file torch.save wrote (it does not unpickle)") from None
+        raise UserError(f"{key}: {path} refused: it holds more than weights, and loading it could run code") from None
     except Exception as e:  # noqa: BLE001 - whatever makes a file unreadable, the user gets one line
-        raise UserError(
-            f"--ckpt_path: {path} is not a file torch.save wrote ({type(e).__name__}: {first_line(e)})"
-        ) from None
+        raise UserError(f"{key}: {path} is not a file torch.save wrote ({type(e).__name__}: {first_line(e)})") from None
     weights = content.get("state_dict", content) if isinstance(content, dict) else None
     if not isinstance(weights, dict) or not weights or not all(isinstance(v, Tensor) for v in weights.values()):
-        raise UserError(f"--ckpt_path: {path} holds no model weights (neither a Lightning checkpoint nor a state_dict)")
+        raise UserError(f"{key}: {path} holds no model weights (neither a Lightning checkpoint nor a state_dict)")
     if "pytorch-lightning_version" in content:
         model, data = content.get("hyper_parameters") or {}, content.get("datamodule_hyper_parameters") or {}
         return Checkpoint(path, weights, lightning=True, hyperparameters=model, data_hyperparameters=data)

@@ -152,7 +152,7 @@ def image_files(path: str) -> list[Path]:
 def load_digits(path: str) -> list[Digit]:
     """Every readable image of ``path`` (a folder or a glob) as MNIST's digits are; an unreadable file or one
     with no digit is named on stderr and skipped, a doubtful one is kept with a one-line warning."""
-    digits = []
+    digits, skipped = [], []
     for file in image_files(path):
         try:
             with Image.open(file) as image:
@@ -160,13 +160,16 @@ def load_digits(path: str) -> list[Digit]:
                 pixels, warning = mnist_style(image)
                 source = image.copy()
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
-            print(f"skipped {file}: {e}", file=sys.stderr)
+            skipped.append(f"{file}: {e}")
             continue
         if warning:
             print(f"warning: {file}: {warning}", file=sys.stderr)
         digits.append(Digit(str(file), source, pixels, warning))
     if not digits:
-        raise UserError(f"data.predict_path: no readable digit images in {path!r}")
+        why = f" ({skipped[0]}{f'; and {len(skipped) - 1} more' if len(skipped) > 1 else ''})" if skipped else ""
+        raise UserError(f"data.predict_path: no readable digit images in {path!r}{why}")
+    for reason in skipped:
+        print(f"skipped {reason}", file=sys.stderr)
     return digits
 
 

@@ -154,7 +154,9 @@ class LabCLI(LightningCLI):
 
     def run_name(self, config: Any) -> str:
         configs = config.get("config") or []
-        return config.get("name") or (Path(str(configs[0])).stem if configs else "default")
+        if config.get("name") is not None:
+            return config["name"]
+        return Path(str(configs[0])).stem if configs else "default"
 
     @property
     def command_run_name(self) -> str:

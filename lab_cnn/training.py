@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import random
 import sys
 import warnings
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.accelerators import AcceleratorRegistry
@@ -69,6 +72,7 @@ class Quieter(logging.Filter):
 
 
 QUIETED_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed")
+RUN_ENVIRONMENT = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG")  # what a Trainer's run sets
 
 
 @contextlib.contextmanager
@@ -77,8 +81,12 @@ def run_settings() -> Iterator[None]:
     own): the quieting of messages that say nothing about the run (Lightning's tips, a deprecation notice
     Lightning's own code triggers in torch, a warning about step logging: lab-cnn logs per epoch, and
     ModelCheckpoint's "dirpath has changed" when a checkpoint is loaded by another path than it was written
-    under), and the torch flags that the Trainer's ``deterministic`` and the model's setup change."""
+    under), the torch flags that the Trainer's ``deterministic`` and the model's setup change, the environment
+    variables Lightning sets for a run (its seed, cuBLAS's workspace), and the random generators the run's seed
+    reset (a session's own ``random``, NumPy and torch draws go on as if no run had happened)."""
     quieter = Quieter()
+    environment = {name: os.environ.get(name) for name in RUN_ENVIRONMENT}
+    generators = (random.getstate(), np.random.get_state(), torch.get_rng_state())
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     fill = torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]  # not in torch's stub
@@ -91,6 +99,8 @@ def run_settings() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
             warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval")
             warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
+            # predict's writer is given the predictions, not the batch indices Lightning cannot infer from our loader
+            warnings.filterwarnings("ignore", message=r"Couldn't infer the batch indices")
             yield
     finally:
         for name in QUIETED_LOGGERS:
@@ -99,6 +109,14 @@ def run_settings() -> Iterator[None]:
         torch.utils.deterministic.fill_uninitialized_memory = fill  # type: ignore[attr-defined]
         torch.set_float32_matmul_precision(matmul)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+        for name, value in environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        random.setstate(generators[0])
+        np.random.set_state(generators[1])
+        torch.set_rng_state(generators[2])
 
 
 class EpochProgressBar(TQDMProgressBar):

@@ -4,6 +4,8 @@ each test image counts once, each epoch shows its own numbers, and the session's
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import lightning  # noqa: F401 - its own import-time settings come before the snapshot of the session's
 import matplotlib
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -67,7 +70,14 @@ def test_fit_the_function_and_fit_the_command_make_the_same_run(tmp_path, monkey
         (lambda: lab_cnn.test(BASELINE, "missing.ckpt", data=DATA), "--ckpt_path: missing.ckpt does not exist"),
         (lambda: lab_cnn.fit(BASELINE, name="../x", data=DATA), "--name: '../x' is not allowed"),
         (lambda: lab_cnn.fit(BASELINE, data=DATA, trainer={"accelerator": "tpu"}), "'tpu' but this machine has none"),
-        (lambda: lab_cnn.load("missing.ckpt"), "missing.ckpt does not exist"),
+        (lambda: lab_cnn.load("missing.ckpt"), "load: missing.ckpt does not exist"),
+        (lambda: lab_cnn.load(None), "load: None is not allowed"),
+        (lambda: lab_cnn.fit(5), "config: 5 is not allowed; give a config file"),
+        (lambda: lab_cnn.fit([]), "config: [] is not allowed"),
+        (lambda: lab_cnn.fit(BASELINE, model=[1, 2], data=DATA), "model: [1, 2] is not allowed; give its overrides"),
+        (lambda: lab_cnn.fit(BASELINE, trainer="max_epochs=1", data=DATA), "trainer: 'max_epochs=1' is not allowed"),
+        (lambda: lab_cnn.fit(BASELINE, name="", data=DATA), "--name: '' is not allowed"),
+        (lambda: lab_cnn.fit(BASELINE, seed=-1, data=DATA), "seed_everything: -1 is not allowed"),
     ],
 )
 def test_a_mistake_raises_user_error_with_the_commands_message(call, expected: str, tmp_path, monkeypatch) -> None:
@@ -218,10 +228,20 @@ def session_state() -> tuple:
 
 
 def test_a_run_leaves_the_sessions_settings_as_they_were(tmp_path, monkeypatch) -> None:
+    """Warning filters, torch's flags, Lightning's environment variables and the session's random draws;
+    numpy numbers are taken as the numbers they are (a sweep's np.linspace)."""
     monkeypatch.chdir(tmp_path)
-    before = session_state()
-    lab_cnn.fit(BASELINE, data=DATA, trainer={**SHORT, **QUIET, "deterministic": True})
-    assert session_state() == before
+    for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    before, environment = session_state(), dict(os.environ)
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    expected = (random.random(), np.random.rand(), torch.rand(1))
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    trainer = {**SHORT, **QUIET, "deterministic": True, "max_epochs": np.int64(1)}
+    result = lab_cnn.fit(BASELINE, model={"lr": np.float64(0.02)}, data=DATA, trainer=trainer, seed=np.int64(3))
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
+    assert session_state() == before and dict(os.environ) == environment
+    assert result.history and yaml.safe_load((result.log_dir / "config.yaml").read_text())["seed_everything"] == 3
 
 
 def test_importing_lab_cnn_changes_no_settings_of_the_session() -> None:
