@@ -77,7 +77,7 @@ def load(path: Path, key: str = "--ckpt_path") -> Checkpoint:
     try:
         content = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as e:
-        if "Unsupported global" not in str(e):  # torch's words for a pickled object that is no plain data
+        if "GLOBAL" not in str(e):  # torch names the GLOBAL (a class or function) that plain data never holds
             raise UserError(f"{key}: {path} is not a file torch.save wrote (it does not unpickle)") from None
         raise UserError(f"{key}: {path} refused: it holds more than weights, and loading it could run code") from None
     except Exception as e:  # noqa: BLE001 - whatever makes a file unreadable, the user gets one line

@@ -61,6 +61,12 @@ def test_fit_the_function_and_fit_the_command_make_the_same_run(tmp_path, monkey
     assert tested.log_dir == result.log_dir and tested.metrics["test/images"] == 10_000
 
 
+def noise_file() -> str:
+    """A file of random bytes (in the test's folder): not something torch.save wrote, and no code either."""
+    Path("noise.bin").write_bytes(bytes(range(256)) * 4)
+    return "noise.bin"
+
+
 @pytest.mark.parametrize(
     ("call", "expected"),
     [
@@ -72,6 +78,7 @@ def test_fit_the_function_and_fit_the_command_make_the_same_run(tmp_path, monkey
         (lambda: lab_cnn.fit(BASELINE, data=DATA, trainer={"accelerator": "tpu"}), "'tpu' but this machine has none"),
         (lambda: lab_cnn.load("missing.ckpt"), "load: missing.ckpt does not exist"),
         (lambda: lab_cnn.load(None), "load: None is not allowed"),
+        (lambda: lab_cnn.load(noise_file()), "load: noise.bin is not a file torch.save wrote"),
         (lambda: lab_cnn.fit(5), "config: 5 is not allowed; give a config file"),
         (lambda: lab_cnn.fit([]), "config: [] is not allowed"),
         (lambda: lab_cnn.fit(BASELINE, model=[1, 2], data=DATA), "model: [1, 2] is not allowed; give its overrides"),
