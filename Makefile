@@ -32,7 +32,7 @@ train: data ## Train the lab's PyTorch net (CONFIG, default configs/baseline.yam
 train-gpu: data ## Train CONFIG on one GPU, 8 optimizer steps per Lightning step in a CUDA graph (configs/trainer/gpu.yaml)
 	$(LAB) fit --config $(CONFIG) --config configs/trainer/gpu.yaml --data.data_dir $(DATA_DIR)
 
-test: lint data ## Lint, then run the fast test suite (not the tests marked slow or gpu)
+test: lint data ## Lint, then run the fast test suite (not the tests marked slow; gpu ones need CUDA)
 	$(BIN)/python -m pytest -q
 
 lint: setup ## Check the code with ruff and mypy (their settings in pyproject.toml)
