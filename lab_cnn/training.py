@@ -37,7 +37,6 @@ from lab_cnn.runs import LOG_DIR, check_can_write
 from lab_cnn.validators import RECIPE
 
 PROGRESS_REFRESH_STEPS = 20  # redrawing the bar after every step slows a CPU epoch noticeably
-STAGES = ("fit", "validate", "test", "predict")
 
 
 @dataclass
