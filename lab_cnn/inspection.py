@@ -17,6 +17,7 @@ from torch import Tensor, nn  # noqa: E402
 from torch.utils.tensorboard.summary import hparams as hparams_summary  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from lab_cnn.features import layer_outputs, maps_image  # noqa: E402
 from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
 from lab_cnn.summary import total_params  # noqa: E402
 
@@ -94,7 +95,7 @@ def log_hparams(writer: Any, hparams: dict[str, Any], metrics: dict[str, float])
 class Inspection(L.Callback):
     """Logs the parameter count, the graph, per-epoch histograms of every parameter and its gradient (with
     ``histograms``), and after each test the misclassified digits, the confusion matrix (as an image and
-    as counts) and the first conv filters."""
+    as counts), the first conv filters and every layer's feature maps of one test digit per class."""
 
     def __init__(self, histograms: bool = True) -> None:
         self.histograms = histograms
@@ -165,3 +166,22 @@ class Inspection(L.Callback):
         filters = first_conv_filters(pl_module)
         if filters is not None:
             writer.add_image("test/conv1_filters", filters, step)
+        log_feature_maps(writer, trainer, pl_module.net, step)
+
+
+def log_feature_maps(writer: Any, trainer: L.Trainer, net: nn.Module, step: int) -> None:
+    """``test/feature_maps/<layer>``: each layer's output for the first test image of each digit, one
+    digit (0, 1, ...) under the other, the net in eval mode (what the test measured)."""
+    test_set = getattr(trainer.datamodule, "test_set", None)  # type: ignore[attr-defined]  # lab_cnn's data module
+    if test_set is None:
+        return
+    labels = test_set.labels.cpu()
+    firsts = [int((labels == digit).nonzero()[0]) for digit in range(NUM_CLASSES) if (labels == digit).any()]
+    device, training = next(net.parameters()).device, net.training
+    net.eval()
+    try:
+        digits = [layer_outputs(net, test_set.images[i].to(device).float()) for i in firsts]
+    finally:
+        net.train(training)
+    for i, layer in enumerate(digits[0]):
+        writer.add_image(f"test/feature_maps/{layer.name}", maps_image([d[i].output for d in digits]), step)

@@ -23,14 +23,18 @@ IMAGE_SIZE = 28  # MNIST images are 28 x 28 x 1
 NUM_CLASSES = 10  # the digits 0-9
 
 
+def size_formula(n_in: int, kernel: int, stride: int = 1, padding: int = 0) -> str:
+    """The lab's ``floor((n_in + 2p - k) / s) + 1`` with the numbers filled in."""
+    return f"floor(({n_in} + 2*{padding} - {kernel}) / {stride}) + 1"
+
+
 def output_size(layer: str, n_in: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     """The lab's ``n_out = floor((n_in + 2p - k) / s) + 1``; a kernel larger than its input is refused."""
     n_out = (n_in + 2 * padding - kernel) // stride + 1
     if kernel > n_in + 2 * padding:
         raise UserError(
             f"{layer}: a {kernel}x{kernel} kernel does not fit its {n_in}x{n_in} input: "
-            f"n_out = floor((n_in + 2p - k) / s) + 1 = floor(({n_in} + 2*{padding} - {kernel}) / {stride}) + 1 "
-            f"= {n_out}"
+            f"n_out = floor((n_in + 2p - k) / s) + 1 = {size_formula(n_in, kernel, stride, padding)} = {n_out}"
         )
     return n_out
 

@@ -72,6 +72,34 @@ def test_fit_logs_scalars_histograms_graph_images_and_hparams(fitted) -> None:
     assert "_hparams_/experiment" not in acc.PluginTagToContent("hparams")  # TensorBoard lists every run's knobs
 
 
+def test_test_logs_every_layers_feature_maps_of_one_digit_per_class(fitted) -> None:
+    """test/feature_maps/<layer>, at the run's last step: the 10 digits one under the other, each layer as
+    wide as its maps and as tall as 10 rows of them (read back with TensorBoard's reader, decoded as PNG)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from lab_cnn.nets import LabCNN
+
+    run_dir, _ = fitted
+    acc = events(run_dir).GetAccumulator(".")
+    layers = [name for name, _ in LabCNN().layers.named_children()]
+    assert {f"test/feature_maps/{name}" for name in layers} <= set(acc.Tags()["images"])
+    heights = {}
+    for name in layers:
+        [image] = acc.Images(f"test/feature_maps/{name}")
+        assert image.step == 2 * BATCHES
+        png = Image.open(io.BytesIO(image.encoded_image_string))
+        assert png.size == (image.width, image.height)
+        heights[name] = image.height
+        assert len(np.unique(np.asarray(png.convert("L")))) > 10  # maps, not a blank
+    # a row per digit, 2 px padding above and below: conv1's maps are 24 px, conv2's 8x8 maps enlarged 3x
+    assert heights["conv1"] == heights["conv2"] == 10 * (24 + 2 * 2)
+    # a dense layer: its 50 units as one 5 x 10 grid of 12 px cells per digit
+    assert heights["fc1"] == 10 * (5 * 12 + 2 * 2)
+
+
 def test_both_frameworks_log_at_the_optimizer_step(fitted) -> None:
     run_dir, _ = fitted
     steps = {tag: [step for step, _ in values] for tag, values in scalars(run_dir, with_steps=True).items()}
