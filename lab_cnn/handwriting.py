@@ -123,7 +123,10 @@ def mnist_style(image: Image.Image) -> tuple[np.ndarray, str | None]:
     found = f"{width * scale:.0f}x{height * scale:.0f} px of the {image.width}x{image.height} image"
     if max(height, width) < SMALLEST_DIGIT * min(ink.shape):
         warning = f"the digit found is only {found}: is it there, and large enough?"
-    elif width > 2 * height or mask[top:bottom, left:right].mean() > 0.8:
+    elif width > 2 * height or (
+        mask[top:bottom, left:right].mean() > 0.8 and 4 * min(height, width) > max(height, width)
+    ):
+        # a blob (a box mostly ink) is not a digit; a thin upright stroke, all ink too, is a 1
         warning = (
             f"what was found ({found}, {100 * mask[top:bottom, left:right].mean():.0f}% ink) does not look like a digit"
         )
@@ -149,22 +152,31 @@ def image_files(path: str) -> list[Path]:
     return files
 
 
+def read_digit(file: Path) -> Digit:
+    """One image file as MNIST's digits are; a ValueError saying why for a file that is no readable image
+    (a decompression bomb too: PIL refuses images of more than twice its MAX_IMAGE_PIXELS) or holds no digit."""
+    try:
+        with Image.open(file) as image:
+            image.load()
+            pixels, warning = mnist_style(image)
+            return Digit(str(file), image.copy(), pixels, warning)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
+        raise ValueError(str(e)) from None
+
+
 def load_digits(path: str) -> list[Digit]:
     """Every readable image of ``path`` (a folder or a glob) as MNIST's digits are; an unreadable file or one
     with no digit is named on stderr and skipped, a doubtful one is kept with a one-line warning."""
     digits, skipped = [], []
     for file in image_files(path):
         try:
-            with Image.open(file) as image:
-                image.load()
-                pixels, warning = mnist_style(image)
-                source = image.copy()
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
+            digit = read_digit(file)
+        except ValueError as e:
             skipped.append(f"{file}: {e}")
             continue
-        if warning:
-            print(f"warning: {file}: {warning}", file=sys.stderr)
-        digits.append(Digit(str(file), source, pixels, warning))
+        if digit.warning:
+            print(f"warning: {file}: {digit.warning}", file=sys.stderr)
+        digits.append(digit)
     if not digits:
         why = f" ({skipped[0]}{f'; and {len(skipped) - 1} more' if len(skipped) > 1 else ''})" if skipped else ""
         raise UserError(f"data.predict_path: no readable digit images in {path!r}{why}")

@@ -159,6 +159,9 @@ def test_a_speck_in_a_huge_frame_is_warned_about_and_a_blank_page_skipped(tmp_pa
     line = Image.new("L", (400, 300), 250)
     line.paste(Image.new("L", (300, 12), 10), (50, 150))
     assert "does not look like a digit" in mnist_style(line)[1]
+    one = Image.new("L", (300, 400), 250)
+    one.paste(Image.new("L", (14, 200), 10), (150, 100))  # a 1: a box all ink, but upright and thin
+    assert mnist_style(one)[1] is None
     digit = clean(load_split(str(DATA_DIR), train=False)[0][0, 0].numpy())
     assert mnist_style(digit)[1] is None
     with pytest.raises(ValueError, match="no digit found"):
