@@ -22,6 +22,7 @@ import yaml
 from lab_cnn.errors import UserError, user_error
 
 if TYPE_CHECKING:  # the modules that import Lightning load on the first call, not with lab_cnn
+    from lab_cnn.data import MNISTDataModule
     from lab_cnn.module import Classifier
     from lab_cnn.training import RunResult
 
@@ -92,35 +93,76 @@ def predict(
     return run_command("predict", config, name, model, data, trainer, ckpt_path)
 
 
-def load(checkpoint: str | Path) -> Classifier:
-    """The model of a run's checkpoint, built from the run's own ``config.yaml``, its weights loaded, in eval mode."""
-    from jsonargparse import ArgumentParser
+def load(checkpoint: str | Path, config: Config | None = None) -> Classifier:
+    """The model of a run's checkpoint, built from the run's own ``config.yaml`` (or from ``config``, which the
+    checkpoint must fit), its weights loaded, in eval mode."""
+    return model_and_data(checkpoint, config, key="load")[0]
 
-    from lab_cnn import checkpoints
-    from lab_cnn.config import read_yaml
-    from lab_cnn.module import Classifier  # noqa: F811 - the class itself, here at run time
+
+def model_and_data(
+    checkpoint: str | Path, config: Config | None = None, key: str = "--ckpt_path"
+) -> tuple[Classifier, MNISTDataModule]:
+    """:func:`load`'s model and the data module of the same config (how its images are normalized). Without
+    ``config`` the checkpoint must be in a run folder with its config.yaml; with it, ``last`` is the newest
+    last.ckpt of the config's runs, as for ``lab-cnn test``. Messages name ``key``."""
+    from lab_cnn import checkpoints, training
+    from lab_cnn.runs import LOG_DIR
 
     try:
-        if not isinstance(checkpoint, (str, Path)) or str(checkpoint) == "last":
+        if not isinstance(checkpoint, (str, Path)) or config is None and str(checkpoint) == "last":
             raise UserError(
-                f"load: {checkpoint!r} is not allowed; give a checkpoint file's path, e.g. result.checkpoint"
+                f"{key}: {checkpoint!r} is not allowed; give a checkpoint file's path, e.g. result.checkpoint"
             )
-        found = checkpoints.load(checkpoints.find(str(checkpoint), Path("."), key="load"), key="load")
-        run_dir = found.run_dir
-        if run_dir is None or not (run_dir / "config.yaml").is_file():
-            raise UserError(
-                f"load: {checkpoint} is not in a run folder with its config.yaml "
-                "(lightning_logs/<name>/version_N/checkpoints/); give a run's checkpoint, or build the model "
-                "yourself and load the weights"
-            )
-        parser = ArgumentParser(exit_on_error=False)  # the model, as LightningCLI builds it from the config
-        parser.add_subclass_arguments(Classifier, "model", fail_untyped=False)
-        section = {"model": read_yaml(run_dir / "config.yaml", "run's config.yaml").get("model")}
-        model = parser.instantiate_classes(parser.parse_object(section)).model
+        configs = config_files(config) if config is not None else []
+        runs = LOG_DIR / (Path(configs[0]).stem if configs else "default")
+        found = checkpoints.load(checkpoints.find(str(checkpoint), runs, key=key), key=key)
+        model, data = from_configs(configs) if configs else from_run_folder(found, key)
+        training.check_checkpoint("test", model, data, found)  # every weight fits, the same activation, ...
         model.load_state_dict(checkpoints.matching_state_dict(model, found))
     except Exception as e:  # noqa: BLE001 - a user mistake becomes a UserError; raise_as_user_error re-raises a bug
         raise_as_user_error(e)
-    return model.eval()
+    return model.eval(), data
+
+
+def from_configs(configs: list[str]) -> tuple[Classifier, MNISTDataModule]:
+    """The model and data module of config files, built by fit's own parser (no Trainer, no data read)."""
+    from lab_cnn.lightning_cli import lightning_cli
+
+    cli = lightning_cli([a for path in configs for a in ("--config", path)], run=False)
+    return cli.model, cli.datamodule
+
+
+def from_run_folder(checkpoint: Any, key: str) -> tuple[Classifier, MNISTDataModule]:
+    """The model and data module a run's config.yaml describes, as LightningCLI builds them from it."""
+    from jsonargparse import ArgumentParser
+
+    from lab_cnn.config import read_yaml
+    from lab_cnn.data import MNISTDataModule  # noqa: F811 - the classes themselves, here at run time
+    from lab_cnn.module import Classifier  # noqa: F811
+
+    run_dir = checkpoint.run_dir
+    if run_dir is None or not (run_dir / "config.yaml").is_file():
+        raise UserError(
+            f"{key}: {checkpoint.path} is not in a run folder with its config.yaml "
+            "(lightning_logs/<name>/version_N/checkpoints/); give the config it was trained with, or build the "
+            "model yourself and load the weights"
+        )
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(Classifier, "model", fail_untyped=False)
+    parser.add_class_arguments(MNISTDataModule, "data", fail_untyped=False)
+    recorded = read_yaml(run_dir / "config.yaml", "run's config.yaml")
+    # jsonargparse 4.49 renamed instantiate_classes to instantiate (the old name warns); 4.32 has only the old
+    instantiate = getattr(parser, "instantiate", parser.instantiate_classes)
+    built = instantiate(parser.parse_object({k: recorded.get(k) or {} for k in ("model", "data")}))
+    return built.model, built.data
+
+
+def config_files(config: Config) -> list[str]:
+    """A config file, or a list of them, as a list of paths."""
+    configs = [config] if isinstance(config, (str, Path)) else list(config) if isinstance(config, Sequence) else []
+    if not configs or not all(isinstance(path, (str, Path)) for path in configs):
+        raise UserError(f"config: {config!r} is not allowed; give a config file, or a list of them")
+    return [str(path) for path in configs]
 
 
 def run_command(
@@ -138,10 +180,7 @@ def run_command(
     from lab_cnn.lightning_cli import lightning_cli
 
     try:
-        configs = [config] if isinstance(config, (str, Path)) else list(config) if isinstance(config, Sequence) else []
-        if not configs or not all(isinstance(path, (str, Path)) for path in configs):
-            raise UserError(f"config: {config!r} is not allowed; give a config file, or a list of them")
-        argv = [stage, *(a for path in configs for a in ("--config", str(path)))]
+        argv = [stage, *(a for path in config_files(config) for a in ("--config", path))]
         for section, overrides in (("model", model), ("data", data), ("trainer", trainer)):
             argv += options(f"--{section}.", mapping(section, overrides))
         argv += options("--", {"name": name, "ckpt_path": ckpt_path, "seed_everything": seed, "inspect": inspect})

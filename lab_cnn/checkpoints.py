@@ -43,6 +43,7 @@ class Checkpoint:
     lightning: bool
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     data_hyperparameters: dict[str, Any] = field(default_factory=dict)
+    key: str = "--ckpt_path"  # the option (or argument) that named it, for the messages about it
 
     @property
     def run_dir(self) -> Path | None:
@@ -87,8 +88,8 @@ def load(path: Path, key: str = "--ckpt_path") -> Checkpoint:
         raise UserError(f"{key}: {path} holds no model weights (neither a Lightning checkpoint nor a state_dict)")
     if "pytorch-lightning_version" in content:
         model, data = content.get("hyper_parameters") or {}, content.get("datamodule_hyper_parameters") or {}
-        return Checkpoint(path, weights, lightning=True, hyperparameters=model, data_hyperparameters=data)
-    return Checkpoint(path, weights, lightning=False)
+        return Checkpoint(path, weights, lightning=True, hyperparameters=model, data_hyperparameters=data, key=key)
+    return Checkpoint(path, weights, lightning=False, key=key)
 
 
 def matching_state_dict(model: nn.Module, checkpoint: Checkpoint) -> dict[str, Tensor]:
@@ -105,7 +106,7 @@ def matching_state_dict(model: nn.Module, checkpoint: Checkpoint) -> dict[str, T
         if mine is None or given is None or mine.shape != given.shape:
             shape = lambda t: "missing" if t is None else tuple(t.shape)  # noqa: E731
             raise UserError(
-                f"--ckpt_path: {checkpoint.path} does not fit this model: {key} is {shape(given)} in the checkpoint "
+                f"{checkpoint.key}: {checkpoint.path} does not fit this model: {key} is {shape(given)} in the checkpoint "
                 f"and {shape(mine)} in the model; use the config (and overrides) it was trained with"
             )
     return theirs
@@ -125,7 +126,7 @@ def check_same_function(
     for key, value in trained.items():
         if not key.split(".")[1].startswith("_") and key in given and plain(given[key]) != plain(value):
             raise UserError(
-                f"--ckpt_path: {checkpoint.path} was trained with {key} {value!r} and this command has "
+                f"{checkpoint.key}: {checkpoint.path} was trained with {key} {value!r} and this command has "
                 f"{given[key]!r}; use the config (and overrides) it was trained with"
             )
 

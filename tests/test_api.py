@@ -59,6 +59,12 @@ def test_fit_the_function_and_fit_the_command_make_the_same_run(tmp_path, monkey
     assert isinstance(model, lab_cnn.LabNet) and not model.training and model.net.layers.fc1.out_features == 30
     tested = lab_cnn.test(BASELINE, result.checkpoint, model={"hidden_units": 30}, data=DATA, trainer=QUIET)
     assert tested.log_dir == result.log_dir and tested.metrics["test/images"] == 10_000
+    # built from a config instead: the checkpoint must fit it, as for lab-cnn test
+    with pytest.raises(lab_cnn.UserError, match=r"load: .*last.ckpt does not fit this model: net.layers.fc1.weight"):
+        lab_cnn.load(result.checkpoint, config=BASELINE)
+    Path("hidden30.yaml").write_text("model:\n  class_path: lab_cnn.LabNet\n  init_args:\n    hidden_units: 30\n")
+    again = lab_cnn.load(result.checkpoint, config=[BASELINE, "hidden30.yaml"])
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
 
 
 def noise_file() -> str:
