@@ -11,7 +11,7 @@ EPOCHS ?= 1
 BIN := $(VENV)/bin
 LAB := $(BIN)/lab-cnn
 
-.PHONY: help setup data train train-gpu test lint study bench tensorboard clean distclean
+.PHONY: help setup data browser train train-gpu test lint study bench bench-explore explore tensorboard clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,12 @@ train: data ## Train the lab's PyTorch net (CONFIG, default configs/baseline.yam
 train-gpu: data ## Train CONFIG on one GPU, 8 optimizer steps per Lightning step in a CUDA graph (configs/trainer/gpu.yaml)
 	$(LAB) fit --config $(CONFIG) --config configs/trainer/gpu.yaml --data.data_dir $(DATA_DIR)
 
-test: lint data ## Lint, then run the fast test suite (not the tests marked slow; gpu ones need CUDA)
+# The explorer's test drives Debian's chromium; CI starts from nothing, so make test installs it (as root).
+browser: ## Install Debian's chromium and chromium-driver if missing (the explorer's browser test)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver; }
+
+test: lint data browser ## Lint, then run the fast test suite (not the tests marked slow; gpu ones need CUDA)
 	$(BIN)/python -m pytest -q
 
 lint: setup ## Check the code with ruff and mypy (their settings in pyproject.toml)
@@ -45,6 +50,12 @@ study: data ## Run a study (STUDY, default configs/studies/lab.yaml; SEEDS, defa
 
 bench: data ## Time lab-cnn against a plain loop, torchvision's loader and Keras (DEVICE=cpu|gpu, EPOCHS, default 1)
 	$(BIN)/python -m benchmarks.bench --device $(DEVICE) --epochs $(EPOCHS) --data-dir $(DATA_DIR)
+
+bench-explore: data ## Time one update of the explorer's page (model time) for the lab net and the Keras port
+	$(BIN)/python -m benchmarks.bench_explore --data-dir $(DATA_DIR)
+
+explore: data ## Serve the explorer of a run's checkpoint on 127.0.0.1 (CKPT, default the newest of CONFIG's runs)
+	$(LAB) explore --config $(CONFIG) --ckpt_path $(or $(CKPT),last) --data-dir $(DATA_DIR)
 
 tensorboard: setup ## Serve TensorBoard for lightning_logs/ on localhost (PORT, default 6006)
 	@echo "TensorBoard: http://127.0.0.1:$(PORT)/"

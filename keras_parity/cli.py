@@ -114,14 +114,14 @@ def checked_model_path(path: str, writing: bool, overwrite: bool = False) -> Pat
     return model_path
 
 
-def load(model_path: Path):
-    """A saved model, loaded with ``safe_mode=True`` (no arbitrary code from the file)."""
+def load(model_path: Path, key: str = "--model_path"):
+    """A saved model, loaded with ``safe_mode=True`` (no arbitrary code from the file); messages name ``key``."""
     from keras_parity.keras_model import keras
 
     try:
         return keras.saving.load_model(model_path, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"--model_path: {model_path} is not a readable Keras model ({first_line(e)})") from None
+        raise UserError(f"{key}: {model_path} is not a readable Keras model ({first_line(e)})") from None
 
 
 def is_version(name: str) -> bool:

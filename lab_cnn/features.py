@@ -17,7 +17,7 @@ from torchvision.utils import make_grid
 from lab_cnn.nets import size_formula
 
 SIZED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)  # the layers whose output size the lab's formula gives
-UNITS_PER_ROW = 10  # a dense layer's units are drawn as rows of this many cells
+UNITS_PER_ROW = 10  # a dense layer's units are drawn as rows of this many cells (of more than 100: 40)
 SMALLEST_MAP = 24  # pixels: a map is drawn at least this large
 UNIT_CELL = 12  # pixels: a dense layer's unit
 PADDING = 2  # pixels of background around each map
@@ -72,10 +72,11 @@ def as_maps(output: Tensor) -> Tensor:
     (the last row filled with NaN, drawn as the background)."""
     if output.dim() == 3:
         return output[:, None]
-    rows = -(-len(output) // UNITS_PER_ROW)
-    padded = torch.full((rows * UNITS_PER_ROW,), float("nan"))
+    per_row = UNITS_PER_ROW if len(output) <= 10 * UNITS_PER_ROW else 4 * UNITS_PER_ROW  # a flatten: 40 a row
+    rows = -(-len(output) // per_row)
+    padded = torch.full((rows * per_row,), float("nan"))
     padded[: len(output)] = output
-    return padded.view(1, 1, rows, UNITS_PER_ROW)
+    return padded.view(1, 1, rows, per_row)
 
 
 def maps_image(outputs: list[Tensor], columns: int | None = None) -> Tensor:

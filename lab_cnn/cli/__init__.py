@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "summary": (commands.summary_command, "a config's model, layer by layer: output shapes and parameter counts"),
     "study": (commands.study_command, "run the variants of a study file and write its report"),
     "report": (commands.report_command, "rebuild a study's report from its recorded runs"),
+    "explore": (commands.explore_command, "a local web page: every layer of a trained net at work on a digit you draw"),
 }
 LIGHTNING_COMMANDS = {
     "fit": "train a config's model (then test it on the 10,000 test images)",

@@ -1,5 +1,5 @@
-"""The commands besides LightningCLI's: ``data``, ``summary``, ``study`` and ``report``. None imports
-Lightning unless it needs it."""
+"""The commands besides LightningCLI's: ``data``, ``summary``, ``study``, ``report`` and ``explore``. None
+imports Lightning unless it needs it."""
 
 from __future__ import annotations
 
@@ -107,3 +107,9 @@ def report_command(argv: list[str]) -> None:
         raise UserError(f"{folder}: no study.yaml here; run `lab-cnn study STUDY.yaml` first")
     write_report(folder)
     print(f"Report: {folder / 'report.md'} (plots beside it)")
+
+
+def explore_command(argv: list[str]) -> None:
+    from lab_cnn.explore import explore_command
+
+    explore_command(argv)
