@@ -106,8 +106,8 @@ def matching_state_dict(model: nn.Module, checkpoint: Checkpoint) -> dict[str, T
         if mine is None or given is None or mine.shape != given.shape:
             shape = lambda t: "missing" if t is None else tuple(t.shape)  # noqa: E731
             raise UserError(
-                f"{checkpoint.key}: {checkpoint.path} does not fit this model: {key} is {shape(given)} in the checkpoint "
-                f"and {shape(mine)} in the model; use the config (and overrides) it was trained with"
+                f"{checkpoint.key}: {checkpoint.path} does not fit this model: {key} is {shape(given)} in the "
+                f"checkpoint and {shape(mine)} in the model; use the config (and overrides) it was trained with"
             )
     return theirs
 
