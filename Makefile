@@ -11,7 +11,7 @@ EPOCHS ?= 1
 BIN := $(VENV)/bin
 LAB := $(BIN)/lab-cnn
 
-.PHONY: help setup data browser train train-gpu test lint study bench bench-explore explore tensorboard clean distclean
+.PHONY: help setup data browser train train-gpu test lint study bench bench-study bench-explore explore tensorboard clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ study: data ## Run a study (STUDY, default configs/studies/lab.yaml; SEEDS, defa
 
 bench: data ## Time lab-cnn against a plain loop, torchvision's loader and Keras (DEVICE=cpu|gpu, EPOCHS, default 1)
 	$(BIN)/python -m benchmarks.bench --device $(DEVICE) --epochs $(EPOCHS) --data-dir $(DATA_DIR)
+
+bench-study: data ## Time a short study with --workers 2 against --workers 1, and the overhead per run (EPOCHS, default 1)
+	$(BIN)/python -m benchmarks.bench_study --epochs $(EPOCHS) --data-dir $(DATA_DIR)
 
 bench-explore: data ## Time one update of the explorer's page (model time) for the lab net and the Keras port
 	$(BIN)/python -m benchmarks.bench_explore --data-dir $(DATA_DIR)

@@ -11,6 +11,26 @@ import yaml
 from lab_cnn.errors import UserError, first_line
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: PyYAML would keep the last one silently."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges, then keys after it override
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)):  # PyYAML's own construction refuses what cannot be a key
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"the key {key!r} is given twice (line {key_node.start_mark.line + 1})",
+                    problem_mark=key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
     """The mapping in ``path`` (empty for an empty file); every way it can be unreadable is a UserError."""
     try:
@@ -24,7 +44,7 @@ def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
     except OSError as e:
         raise UserError(f"{path}: cannot be read ({e.strerror})") from None
     try:
-        spec = yaml.safe_load(text)
+        spec = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  # a safe loader
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML ({first_line(e)})") from None
     if spec is None:

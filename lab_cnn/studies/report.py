@@ -14,9 +14,9 @@ from typing import Any
 
 from matplotlib.figure import Figure  # figures without pyplot: a notebook's backend stays its own
 
-from lab_cnn.config import read_yaml
 from lab_cnn.errors import UserError
-from lab_cnn.studies.study import RUNS, Comparison, Variant, read_runs
+from lab_cnn.studies.records import RUNS, read_report
+from lab_cnn.studies.study import Comparison, Variant
 
 SIGNIFICANCE = 0.05
 RULE = (
@@ -74,28 +74,79 @@ def described(diff: float, low: float, high: float, p: float) -> str:
     return f"difference {diff:+.2f} points, 95% CI [{low:+.2f}, {high:+.2f}], {shown_p}"
 
 
+def listed(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+
+
+def unfinished(names: list[str]) -> str:
+    return f"{listed(names)} {'have' if len(names) > 1 else 'has'} no finished run"
+
+
+def test_sets(results: dict[str, list[dict]]) -> dict[str, list[int]]:
+    """How many test images each variant's runs were tested on (those with runs), fewest first. A run built by
+    hand for a verdict alone may leave the number out: one test set for all, then."""
+    return {name: sorted({r.get("test_images", 0) for r in runs}) for name, runs in results.items() if runs}
+
+
+def tested_on(results: dict[str, list[dict]]) -> str:
+    """Each variant's number of test images, e.g. ``fc50 10,000, fc25 128 or 10,000 (by run)``."""
+    return ", ".join(
+        f"{name} {' or '.join(f'{n:,}' for n in counts)}{' (by run)' * (len(counts) > 1)}"
+        for name, counts in test_sets(results).items()
+    )
+
+
+def one_test_set(results: dict[str, list[dict]]) -> bool:
+    return len({n for counts in test_sets(results).values() for n in counts}) == 1
+
+
 def verdict(c: Comparison, results: dict[str, list[dict]]) -> tuple[str, str]:
-    """What was measured for the lab's conclusion of comparison ``c`` (means ± std), and the verdict."""
+    """What was measured for the lab's conclusion of comparison ``c`` (means ± std), and the verdict. What it
+    cannot be judged on is named: a variant without a finished run, runs tested on different numbers of images."""
     accs = {name: [r["test_acc"] for r in runs] for name, runs in results.items() if runs}
-    if c.expect_best not in accs or len(accs) < 2:
-        return "not enough finished runs", "cannot tell"
-    measured = ", ".join(f"{n} {shown(a)}" for n, a in sorted(accs.items(), key=lambda kv: -statistics.fmean(kv[1])))
-    best = accs.pop(c.expect_best)
+    ranked = sorted(accs.items(), key=lambda kv: -statistics.fmean(kv[1]))
+    seeds_differ = len({len(a) for a in accs.values()}) > 1  # a variant with failed seeds says how many it has
+    measured = (
+        ", ".join(f"{n} {shown(a)}" + f" ({len(a)} seeds)" * seeds_differ for n, a in ranked) or "no finished run"
+    )
+    missing = [name for name, runs in results.items() if not runs]
+    if c.expect_best is None:
+        return measured, "cannot tell: the study names no variant it expects to be best (expect_best)"
+    if c.expect_best in missing:
+        return measured, f"cannot tell: {c.expect_best}, the expected best, has no finished run"
+    if len(accs) < 2:
+        return measured, f"cannot tell: {unfinished(missing)}"
+    if not one_test_set(results):
+        return measured, (
+            f"cannot tell: the runs were tested on different numbers of images ({tested_on(results)}), "
+            "and no claim is judged across test sets"
+        )
+    judged = judgement(accs.pop(c.expect_best), accs)
+    if missing:
+        return measured, (
+            f"cannot tell of all {len(results)} variants: {unfinished(missing)}; against {listed(list(accs))} alone: "
+            f"{judged}"
+        )
+    return measured, judged
+
+
+def judgement(best: list[float], accs: dict[str, list[float]]) -> str:
+    """The verdict of the expected best variant's accuracies ``best`` against each other variant's ``accs``."""
     seeds = min(len(a) for a in [best, *accs.values()])
     if seeds < 2:
         ahead = all(statistics.fmean(best) > statistics.fmean(a) for a in accs.values())
-        return measured, (
+        return (
             "holds in this run" if ahead else "does not hold in this run"
         ) + " (one seed: no spread to judge; use --seeds N)"
     if any(len(set(a)) < 2 for a in [best, *accs.values()]):
-        return measured, f"cannot tell: a variant gave the same accuracy with every seed ({seeds} seeds)"
+        return f"cannot tell: a variant gave the same accuracy with every seed ({seeds} seeds)"
     tests = {name: welch(best, a) for name, a in accs.items()}
     details = "; ".join((f"vs {name}: " if len(tests) > 1 else "") + described(*t) for name, t in tests.items())
     if all(diff > 0 and p < SIGNIFICANCE for diff, _, _, p in tests.values()):
-        return measured, f"supported ({details})"
+        return f"supported ({details})"
     if any(diff < 0 and p < SIGNIFICANCE for diff, _, _, p in tests.values()):
-        return measured, f"contradicted ({details})"
-    return measured, f"not supported at {seeds} seeds ({details})"
+        return f"contradicted ({details})"
+    return f"not supported at {seeds} seeds ({details})"
 
 
 def within(lab: float, values: list[float]) -> str:
@@ -152,7 +203,10 @@ def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, Any], pa
     fig.savefig(path, dpi=100, metadata={"Software": None})
 
 
-def comparison_section(c: Comparison, results: dict[str, list[dict]], labs: dict[str, Any], png: str) -> list[str]:
+def comparison_section(
+    c: Comparison, results: dict[str, list[dict]], labs: dict[str, Any], png: str, test_sets_differ: bool
+) -> list[str]:
+    """A comparison's plot and tables; on a page whose runs were not all tested on one test set, each variant's."""
     lines = [f"## {c.title}", "", f"![{c.title}]({png})", ""]
     lines += [
         "| variant | test acc % | lab % | lab among the seeds | diff | test loss | lab loss | params "
@@ -173,6 +227,9 @@ def comparison_section(c: Comparison, results: dict[str, list[dict]], labs: dict
             f"| {v.name} | {shown(acc)} | {lab_acc} | {among} | {diff} | {shown([r['test_loss'] for r in runs], 4)} | "
             f"{lab_loss} | {runs[0]['params']:,} | {shown([r['seconds'] for r in runs], 0)} |"
         )
+    if test_sets_differ and any(results.values()):
+        apart = "" if one_test_set(results) else ": not one test set, so no claim is judged across them"
+        lines += ["", f"Test images per variant: {tested_on(results)}{apart}."]
     for key, title in (("train_acc", "Training accuracy per epoch (%)"), ("train_loss", "Training loss per epoch")):
         epochs = max(
             [len(per_epoch(results[v.name], key)) for v in c.variants] + [len(lab[key]) for lab in labs.values() if lab]
@@ -204,10 +261,15 @@ def comparison_section(c: Comparison, results: dict[str, list[dict]], labs: dict
 
 
 def tested_images(results: list[tuple[Variant, dict]]) -> str:
-    """How many test images the accuracies are of: one number, or one per framework when they differ."""
+    """How many test images the accuracies are of: one number, one per framework when that is what differs,
+    else pointing to each comparison's own count per variant (:func:`comparison_section`)."""
     counts = {(v.keras is None, r["test_images"]) for v, r in results}
     if len({n for _, n in counts}) == 1:
         return f"the {counts.pop()[1]:,} test images"
+    if len({lab_cnn for lab_cnn, _ in counts}) < len(counts):  # runs of one framework differ among themselves
+        return (
+            "the test images each run was tested on, not the same number for every run: each comparison says how many"
+        )
     per_kind = ", ".join(
         f"{n:,} for the {'lab-cnn' if lab_cnn else 'Keras'} runs" for lab_cnn, n in sorted(counts, reverse=True)
     )
@@ -216,13 +278,20 @@ def tested_images(results: list[tuple[Variant, dict]]) -> str:
 
 def write_report(folder: Path) -> Path:
     """``folder/report.md`` and one PNG per comparison, from ``folder/study.yaml`` and ``folder/runs.json``."""
-    spec = read_yaml(folder / "study.yaml", what="study record")
-    recorded = read_runs(folder)
+    spec, recorded = read_report(folder)  # both checked, before any file is written
     if not recorded:
         raise UserError(f"{folder}: no {RUNS} with finished runs; run `lab-cnn study STUDY.yaml` first")
     sections: list[str] = []
     conclusions: list[str] = []
     shown_runs: dict[str, tuple[Variant, dict]] = {}  # a run two comparisons share counts once
+    images = {
+        recorded[k]["test_images"]
+        for cs in spec["comparisons"]
+        for vs in cs["variants"]
+        for k in vs["keys"]
+        if k in recorded
+    }
+    test_sets_differ = len(images) > 1
     for cs in spec["comparisons"]:
         variants = [Variant(**{k: v for k, v in vs.items() if k != "keys"}) for vs in cs["variants"]]
         c = Comparison(**{**cs, "variants": variants})
@@ -234,7 +303,7 @@ def write_report(folder: Path) -> Path:
         labs = {v.name: lab_figures(v, c.framework) for v in variants}
         png = f"{c.name}.png"
         plot(c, results, labs, folder / png)
-        sections += comparison_section(c, results, labs, png)
+        sections += comparison_section(c, results, labs, png, test_sets_differ)
         if c.claim:
             measured, judged = verdict(c, results)
             conclusions.append(f"| {c.claim} | {c.title} | {measured} | {judged} |")

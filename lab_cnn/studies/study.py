@@ -1,5 +1,5 @@
-"""``lab-cnn study``: run every variant of the lab's comparisons, each in its own process, and keep
-what each run measured.
+"""``lab-cnn study``: run every variant of the lab's comparisons, several at once (each in a process of its
+own, :mod:`lab_cnn.studies.workers`), and keep what each run measured.
 
 A study file (``configs/studies/*.yaml``) names comparisons; each lists variants, and a variant is a
 ``lab-cnn fit`` config with optional overrides (``config``, ``args``) or a ``keras-parity`` run
@@ -16,27 +16,38 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 import sys
 import time
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
 from lab_cnn.config import read_yaml
-from lab_cnn.documented import documented
+from lab_cnn.documented import documented_at
 from lab_cnn.errors import UserError
 from lab_cnn.machine import describe_machine, package_versions
 from lab_cnn.runs import KERAS_LOG_DIR, LOG_DIR, checked_run_name, run_versions
+from lab_cnn.studies.records import (
+    FRAMEWORKS,
+    RUNS,
+    check_folder,
+    checked_run,
+    file_name,
+    read_json,
+    read_runs,
+    text,
+)
 from lab_cnn.validators import positive_int
 
+if TYPE_CHECKING:  # workers.py imports this module
+    from lab_cnn.studies.workers import Placement
+
 REPORTS = Path("reports")
-RUNS = "runs.json"  # beside report.md: every run's numbers, keyed by run
 DONE = "study_run.json"  # in a run's log folder once it finished
-FRAMEWORKS = ("pytorch", "keras")
 RUN_TAGS = ("train/acc", "train/loss", "test/acc", "test/loss", "test/images", "lr-SGD", "model/params")
 
 
@@ -54,12 +65,7 @@ class Variant:
 
     def lab_numbers(self) -> dict[str, Any] | None:
         """The lab's numbers for this variant, or None."""
-        if not self.documented:
-            return None
-        numbers: Any = documented()
-        for part in self.documented.split("."):
-            numbers = numbers[part]
-        return numbers
+        return documented_at(self.documented) if self.documented else None
 
     def describe(self) -> str:
         """A readable name of what runs: the config and overrides, or the Keras settings."""
@@ -138,7 +144,7 @@ def load_study(path: str | Path, including: tuple[Path, ...] = ()) -> Study:
         ).comparisons:
             comparisons.setdefault(c.name, c)
     for name, c in typed(f"{path}: comparisons", spec.get("comparisons") or {}, dict).items():
-        comparisons[name] = comparison(path, name, c)
+        comparisons[name] = comparison(path, file_name(f"{path}: comparisons.{name}", name), c)
     if not comparisons:
         raise UserError(f"{path}: no comparisons; list them under 'comparisons:' or 'include:' other study files")
     epochs = positive_int(f"{path}: epochs", spec.get("epochs", 5))
@@ -161,7 +167,7 @@ def comparison(path: Path, name: str, spec: Any) -> Comparison:
         raise UserError(f"{where}.framework: {spec.get('framework')!r} is not allowed; use pytorch or keras")
     variants = []
     for vname, v in typed(f"{where}.variants", spec.get("variants") or {}, dict).items():
-        at = f"{where}.variants.{vname}"
+        at = f"{where}.variants.{text(f'{where}.variants.{vname}', vname)}"
         unknown = set(typed(at, v, dict)) - {"config", "args", "keras", "documented"}
         if unknown:
             raise UserError(f"{at}: unknown key {sorted(unknown)[0]!r}; use config, args, keras or documented")
@@ -191,7 +197,7 @@ def comparison(path: Path, name: str, spec: Any) -> Comparison:
         title=str(spec.get("title", name)),
         framework=spec["framework"],
         variants=variants,
-        claim=spec.get("claim"),
+        claim=None if spec.get("claim") is None else text(f"{where}.claim", spec["claim"]),
         expect_best=expect,
     )
 
@@ -288,26 +294,61 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def run_variant(variant: Variant, key: str, settings: Settings, seed: int, data_dir: str, log: Path) -> dict[str, Any]:
-    """Runs one variant and seed, its output into ``log``, and returns what it measured; a failure is a
-    UserError with the last line of its output. An interrupted run leaves no folder behind."""
+@dataclass
+class Job:
+    """One run of a study to make: a variant and seed, its key, the progress line's label and its log."""
+
+    label: str  # [i/N] comparison/variant seed S
+    name: str  # comparison/variant seed S, as the failures list it
+    variant: Variant
+    key: str
+    seed: int
+    log: Path
+
+    @property
+    def program(self) -> str:
+        return "keras-parity" if self.variant.keras is not None else "lab-cnn"
+
+    def discard(self) -> None:
+        """Remove what an unfinished run of this key left (its run folders without a record, its model file
+        and log): the same command makes it again, and nothing of it is counted."""
+        for version in run_versions(self.variant.run_root(self.key)).values():
+            if not (version / DONE).is_file():
+                shutil.rmtree(version, ignore_errors=True)
+        keras_model_path(self.key).unlink(missing_ok=True)
+        self.log.unlink(missing_ok=True)
+
+
+def run_in_process(argv: list[str]) -> None:
+    """A command of :func:`commands` (``python -m MODULE ARGS``) called in this process, through the
+    functions the command calls; a mistake raises UserError."""
+    module, *args = argv[2:]
+    if module == "lab_cnn":
+        from lab_cnn.api import raise_as_user_error
+        from lab_cnn.lightning_cli import lightning_cli
+
+        try:
+            lightning_cli(args)
+        except Exception as e:  # noqa: BLE001 - a mistake as the command words it; raise_as_user_error re-raises a bug
+            raise_as_user_error(e)
+        return
+    from keras_parity import cli
+
+    options = cli.parser().parse_args(args)
+    {"train": cli.train, "test": cli.test}[options.mode](options)
+
+
+def run_variant(job: Job, settings: Settings, data_dir: str, placement: Placement) -> dict[str, Any]:
+    """Makes one run in this process (a worker's: its output goes to the run's log already) and returns
+    what it measured, with the threads and device it had (``placement``); its record is written in its run
+    folder last, so a folder without one is an unfinished run."""
+    variant, key, seed = job.variant, job.key, job.seed
     root = variant.run_root(key)
     version = max(run_versions(root), default=-1) + 1
     started = time.time()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(log, "w") as out:
-            for argv in commands(variant, key, version, settings, seed, data_dir):
-                out.write("$ python " + " ".join(argv[1:]) + "\n")
-                out.flush()
-                if subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
-                    lines = [line for line in log.read_text().splitlines() if line.strip()]
-                    raise UserError(lines[-1] if lines else "failed without output")
-    except KeyboardInterrupt:  # the unfinished run leaves nothing: the same command starts it again
-        shutil.rmtree(root / f"version_{version}", ignore_errors=True)
-        keras_model_path(key).unlink(missing_ok=True)
-        log.unlink(missing_ok=True)
-        raise
+    for argv in commands(variant, key, version, settings, seed, data_dir):
+        print("$ python " + " ".join(argv[1:]), flush=True)
+        run_in_process(argv)
     run_dir = root / f"version_{version}"
     record = {
         "key": key,
@@ -320,6 +361,8 @@ def run_variant(variant: Variant, key: str, settings: Settings, seed: int, data_
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": describe_machine(),
         "versions": package_versions(),
+        "threads": placement.threads,
+        "device": placement.device,
     }
     (run_dir / DONE).write_text(json.dumps(record, indent=1))
     return record
@@ -329,13 +372,7 @@ def finished_run(variant: Variant, key: str) -> dict[str, Any] | None:
     """The record of a run of ``key`` that finished before in ``lightning_logs/``, or None."""
     versions = run_versions(variant.run_root(key))
     done = [versions[n] / DONE for n in sorted(versions) if (versions[n] / DONE).is_file()]
-    return json.loads(done[-1].read_text()) if done else None
-
-
-def read_runs(folder: Path) -> dict[str, dict[str, Any]]:
-    """A report folder's recorded runs, by key."""
-    path = folder / RUNS
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return checked_run(str(done[-1]), key, read_json(done[-1])) if done else None  # a file one may have edited
 
 
 def write_runs(folder: Path, runs: dict[str, dict[str, Any]]) -> None:
@@ -345,32 +382,15 @@ def write_runs(folder: Path, runs: dict[str, dict[str, Any]]) -> None:
     temporary.replace(folder / RUNS)
 
 
-def check_folder(folder: Path, settings: Settings, force: bool) -> None:
-    """Refuse to put runs of other settings into a report folder that holds a study already."""
-    spec_path = folder / "study.yaml"
-    if force or not spec_path.is_file():
-        return
-    spec = read_yaml(spec_path)
-    theirs = Settings(spec.get("epochs"), spec.get("limit_batches"))  # type: ignore[arg-type]  # a study.yaml's own
-    if theirs != settings:
-        raise UserError(
-            f"{folder} holds a study of {theirs.epochs} epochs, limit_batches {theirs.limit_batches}; this one has "
-            f"{settings.epochs} and {settings.limit_batches}: pass --out for another folder, or --force to replace it"
-        )
-
-
-def run_study(study: Study, seeds: int, force: bool, data_dir: str, folder: Path) -> list[str]:
-    """Runs what is not recorded yet, adding each finished run to ``folder/runs.json``, and writes
-    ``folder/study.yaml``; returns the failures, one line each."""
-    check_folder(folder, study.settings, force)
-    runs = read_runs(folder)
+def plan(study: Study, seeds: int, force: bool, folder: Path, runs: dict[str, dict[str, Any]]) -> list[Job]:
+    """The runs to make: every variant and seed not recorded yet (in ``runs``, or finished in
+    ``lightning_logs/``, which ``runs`` then gets), each key once."""
     planned = [(c, v, seed) for c in study.comparisons for v in c.variants for seed in range(1, seeds + 1)]
-    done_now: set[str] = set()
-    failures: list[str] = []
+    jobs: dict[str, Job] = {}
     for i, (c, v, seed) in enumerate(planned, start=1):
         key = v.key(study.settings, seed)
         label = f"[{i}/{len(planned)}] {c.name}/{v.name} seed {seed}"
-        if key in done_now:
+        if key in jobs:
             print(f"{label}: the same run as an earlier variant ({key})", flush=True)
             continue
         earlier = None if force else runs.get(key) or finished_run(v, key)
@@ -378,21 +398,73 @@ def run_study(study: Study, seeds: int, force: bool, data_dir: str, folder: Path
             runs[key] = earlier
             print(f"{label}: finished before, not rerun ({key}; --force reruns)", flush=True)
             continue
-        log = folder / "logs" / f"{key}.log"
-        print(f"{label}: running {v.describe()} (output: {log})", flush=True)
-        done_now.add(key)
-        started = time.time()
-        try:
-            runs[key] = run_variant(v, key, study.settings, seed, data_dir, log)
-        except KeyboardInterrupt:
-            kept = f"{len(runs)} finished runs are kept in {folder / RUNS}" if runs else "no run had finished"
-            raise KeyboardInterrupt(f"{kept}; the same command goes on from there") from None
-        except UserError as e:
-            failures.append(f"{c.name}/{v.name} seed {seed}: {e}")
-            print(f"{label}: FAILED after {time.time() - started:.0f} s: {e}", flush=True)
-            continue
-        write_runs(folder, runs)
-        print(f"{label}: done in {runs[key]['process_seconds']:.0f} s", flush=True)
+        jobs[key] = Job(label, f"{c.name}/{v.name} seed {seed}", v, key, seed, folder / "logs" / f"{key}.log")
+    return list(jobs.values())
+
+
+class Engine(Protocol):
+    """Where a study's runs are made: this machine's workers, or a Ray cluster."""
+
+    workers: int
+
+    def run(self, jobs: list[Job], settings: Settings, data_dir: str) -> Generator[Any, None, None]:
+        """Makes the jobs, yielding what happens to each (lab_cnn.studies.workers.Event)."""
+        ...
+
+
+class Progress:
+    """The study's one progress display: a line per run started and ended, with runs done of all, those
+    going, and an estimate of the time left from the runs finished so far."""
+
+    def __init__(self, jobs: list[Job], workers: int) -> None:
+        self.total, self.workers, self.done = len(jobs), workers, 0
+        self.started: dict[str, float] = {}  # the runs going, by key: when each started
+        self.took: list[float] = []  # the seconds of each run ended
+
+    def start(self, job: Job, where: str) -> None:
+        self.started[job.key] = time.time()
+        print(f"{job.label}: running {job.variant.describe()} on {where} (output: {job.log})", flush=True)
+
+    def end(self, job: Job, line: str) -> None:
+        self.done += 1
+        self.took.append(time.time() - self.started.pop(job.key))
+        left = self.total - self.done
+        mean = sum(self.took) / len(self.took)
+        eta = f", about {mean * left / min(self.workers, left) / 60:.1f} min left" if left else ""
+        print(f"{job.label}: {line} ({self.done}/{self.total} done, {len(self.started)} going{eta})", flush=True)
+
+
+def run_study(study: Study, seeds: int, force: bool, data_dir: str, folder: Path, engine: Engine) -> list[str]:
+    """Makes what is not recorded yet on ``engine``, adding each finished run to ``folder/runs.json`` as it
+    finishes, and writes ``folder/study.yaml``; returns the failures, one line each."""
+    check_folder(folder, study, force)
+    runs = read_runs(folder)
+    jobs = plan(study, seeds, force, folder, runs)
+    failures: list[str] = []
+    if jobs:
+        print(f"{len(jobs)} run(s) to make on {engine}", flush=True)
+    progress = Progress(jobs, engine.workers)
+    events = engine.run(jobs, study.settings, data_dir)
+    try:
+        for event in events:
+            job = event.job
+            if event.kind == "started":
+                progress.start(job, event.where)
+            elif event.kind == "retried":
+                print(f"{job.label}: {event.where} died ({event.detail}); made again", flush=True)
+                progress.started.pop(job.key, None)
+            elif event.kind == "failed":
+                failures.append(f"{job.name}: {event.detail}")
+                progress.end(job, f"FAILED on {event.where}: {event.detail}")
+            else:
+                runs[job.key] = event.detail
+                write_runs(folder, runs)
+                progress.end(job, f"done in {event.detail['process_seconds']:.0f} s on {event.where}")
+    except KeyboardInterrupt:
+        kept = f"{len(runs)} finished runs are kept in {folder / RUNS}" if runs else "no run had finished"
+        raise KeyboardInterrupt(f"{kept}; the same command goes on from there") from None
+    finally:
+        events.close()  # the engine stops the runs going and removes what they left
     write_runs(folder, runs)
     previous = read_yaml(folder / "study.yaml") if (folder / "study.yaml").is_file() and not force else {}
     seeds = max(seeds, previous.get("seeds", 0))  # new runs add to a report; they never take seeds away

@@ -1,0 +1,260 @@
+"""A study's runs, several at once on this machine: each run in a fresh process forked from a warm one.
+
+The driver (``lab-cnn study``) never forks itself: it starts multiprocessing's ``forkserver``, a new
+interpreter that imports lab_cnn, Lightning and, for a study with Keras runs, TensorFlow once, and runs
+no torch op and starts no TensorFlow runtime (forking after their thread pools or CUDA started is unsafe).
+Each run is one fork of that server (:func:`work`): it pays no start-up, and starts with nothing of an
+earlier run (its seeds, threads, device and warnings are set by the run itself in a process of its own).
+A fork per run, not a pool of long-lived workers, also means one killed run takes no other run with it,
+which a ``ProcessPoolExecutor`` would (its pool breaks). Up to N runs go at once, each on a slot
+(:class:`Placement`): its CPU threads and, on a GPU machine, its GPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import multiprocessing
+import os
+import signal
+import sys
+import traceback
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from lab_cnn.errors import UserError, first_line, user_error
+from lab_cnn.studies.study import Job, Settings, run_variant
+
+RETRIES = 2  # a run whose worker died (killed, out of memory) is made again this many times; a mistake never
+PRELOAD = ["lab_cnn.lightning_cli", "lab_cnn.studies.workers", "keras_parity.cli"]
+TENSORFLOW = ["keras_parity.preload"]  # imported first, not started (keras_parity.keras_model would start it)
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
+GB_PER_RUN = 2  # memory per run the default number of workers leaves (a run holds MNIST, and TensorFlow for Keras)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What one run gets: its CPU threads (torch's and TensorFlow's), and ``cpu`` or the GPU ``cuda:N``."""
+
+    threads: int
+    device: str = "cpu"
+
+
+@dataclass
+class Event:
+    """What happened to a run: ``started``, ``done`` (``detail``: its record), ``failed`` (the reason, one
+    line) or ``retried`` (why its worker ended); ``where``: the worker that ran it."""
+
+    kind: str
+    job: Job
+    where: str
+    detail: Any = None
+
+
+def cores() -> int:
+    """The CPU cores this process may use (a container's or taskset's share, not the machine's)."""
+    return len(os.sched_getaffinity(0))
+
+
+def gpus() -> int:
+    """The CUDA GPUs this machine has. Asked in the driver, which never forks: the runs' server has not
+    touched CUDA, so each fork may start it."""
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def placements(workers: int | None, threads: int | None, runs_per_gpu: int) -> list[Placement]:
+    """One slot per worker: by default one per core (each with a thread) on a CPU machine, as far as memory
+    allows, or ``runs_per_gpu`` per GPU; the threads default to the cores shared out among the workers."""
+    found = gpus()
+    if found and workers is not None and workers > found * runs_per_gpu:
+        raise UserError(
+            f"--workers {workers}: this machine has {found} GPU(s) at --runs-per-gpu {runs_per_gpu}, room for "
+            f"{found * runs_per_gpu} runs at once; raise --runs-per-gpu or give fewer workers"
+        )
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    n = workers or (found * runs_per_gpu if found else max(1, min(cores(), int(memory // GB_PER_RUN))))
+    each = threads or max(1, cores() // n)
+    return [Placement(each, f"cuda:{slot % found}" if found else "cpu") for slot in range(n)]
+
+
+def describe(slots: list[Placement]) -> str:
+    devices = sorted({p.device for p in slots})
+    where = "the CPU" if devices == ["cpu"] else ", ".join(devices)
+    return (
+        f"{len(slots)} worker(s), {slots[0].threads} CPU thread(s) per run, on {where} (this machine: {cores()} cores)"
+    )
+
+
+def place(placement: Placement, keras: bool) -> None:
+    """This process's threads and device, before its run starts torch's or TensorFlow's thread pools (for a
+    Keras run TensorFlow is imported here, if the server did not, to set its threads before it starts)."""
+    import torch
+
+    if placement.device.startswith("cuda:"):
+        os.environ["CUDA_VISIBLE_DEVICES"] = placement.device.removeprefix("cuda:")
+        os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"  # a Keras run on a shared GPU takes what it uses, not all
+    os.environ["OMP_NUM_THREADS"] = str(placement.threads)  # for what reads it when it starts
+    torch.set_num_threads(placement.threads)
+    torch.set_num_interop_threads(placement.threads)
+    if keras:
+        import tensorflow as tf
+
+        import keras_parity.preload  # noqa: F401 - TensorBoard bound to TensorFlow, as in the server
+
+        tf.config.threading.set_intra_op_parallelism_threads(placement.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(placement.threads)
+
+
+def output_to(path: os.PathLike[str]) -> None:
+    """This process's stdout and stderr (Python's and native code's) into the run's log."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for stream in (1, 2):
+        os.dup2(fd, stream)
+    os.close(fd)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # a TextIOWrapper at start
+    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+
+def work(result: Connection, job: Job, settings: Settings, data_dir: str, placement: Placement) -> None:
+    """One run, in a fresh fork of the warm server: sends ``("done", record)`` or ``("failed", reason)``.
+    A worker that ends without sending either died (a kill, the memory), and its run is made again."""
+    # Ends with the server, which ends with the driver: a killed driver leaves no run going to clash with its rerun
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    gc.freeze()  # the server's imports live as long as the run: the collector need not walk them again and again
+    result.send(make(job, settings, data_dir, placement))
+
+
+def make(job: Job, settings: Settings, data_dir: str, placement: Placement) -> tuple[str, Any]:
+    """One run in this process, a process of its own: its output into its log; ``("done", record)`` or
+    ``("failed", reason)``, the reason of a mistake in one line, of a bug with its traceback in the log."""
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    output_to(job.log)
+    place(placement, keras=job.variant.keras is not None)
+    try:
+        return "done", run_variant(job, settings, data_dir, placement)
+    except Exception as e:  # noqa: BLE001 - a run's mistake is one line of the study; a bug's traceback goes to the log
+        message = user_error(e)
+        if message is None:
+            traceback.print_exc()
+            return "failed", f"crashed: {type(e).__name__}: {first_line(e)} (traceback in its log)"
+        print(f"{job.program}: error: {message}", file=sys.stderr)
+        return "failed", message
+
+
+def received(result: Connection) -> tuple[str, Any] | None:
+    """What a worker sent, or None when it ended without sending."""
+    try:
+        return result.recv()
+    except EOFError:
+        return None
+
+
+def ended(process: multiprocessing.process.BaseProcess) -> str:
+    code = process.exitcode
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exited with code {code} before it reported"
+
+
+@dataclass
+class Running:
+    process: Any  # a forkserver Process
+    result: Connection
+    job: Job
+    slot: int
+    outcome: tuple[str, Any] | None = None
+
+
+class LocalWorkers:
+    """Up to ``len(slots)`` runs at once on this machine, each a fork of the warm server."""
+
+    def __init__(self, slots: list[Placement]) -> None:
+        self.slots, self.workers = slots, len(slots)
+        self.running: dict[int, Running] = {}  # by the process's sentinel
+
+    def __str__(self) -> str:
+        return describe(self.slots)
+
+    def run(self, jobs: list[Job], settings: Settings, data_dir: str) -> Iterator[Event]:
+        """Makes every job, yielding what happens; stopped (Ctrl-C, or closing this generator), it kills the
+        runs going and removes what they left, so the same command makes them again."""
+        # Should the server's imports ask torch whether there is a GPU, NVML answers, leaving CUDA unstarted:
+        # a fork of a process that started CUDA cannot use it
+        os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+        context = multiprocessing.get_context("forkserver")
+        keras = any(job.variant.keras is not None for job in jobs)
+        context.set_forkserver_preload((TENSORFLOW if keras else []) + PRELOAD)
+        pending, free, deaths = deque(jobs), list(range(len(self.slots))), {job.key: 0 for job in jobs}
+        try:
+            while pending or self.running:
+                while pending and free:
+                    yield self.start(context, pending.popleft(), free.pop(0), settings, data_dir)
+                for event in self.wait():
+                    free.append(event.slot)
+                    yield self.after_death(event, deaths, pending) if event.kind == "died" else event
+        finally:
+            self.stop()
+
+    def after_death(self, event: SlotEvent, deaths: dict[str, int], pending: deque[Job]) -> Event:
+        """A dead worker's run, what it left removed: made again, up to RETRIES times, then failed."""
+        deaths[event.job.key] += 1
+        event.job.discard()
+        if deaths[event.job.key] <= RETRIES:
+            pending.appendleft(event.job)
+            return Event("retried", event.job, event.where, event.detail)
+        return Event(
+            "failed", event.job, event.where, f"its worker died {deaths[event.job.key]} times ({event.detail})"
+        )
+
+    def start(self, context: Any, job: Job, slot: int, settings: Settings, data_dir: str) -> Event:
+        result, sending = context.Pipe(duplex=False)
+        process = context.Process(target=work, args=(sending, job, settings, data_dir, self.slots[slot]))
+        process.start()
+        sending.close()  # the worker holds the only sending end: its death ends the pipe
+        self.running[process.sentinel] = Running(process, result, job, slot)
+        return Event("started", job, self.where(slot, process.pid))
+
+    def where(self, slot: int, pid: int | None) -> str:
+        device = self.slots[slot].device
+        return f"worker {slot + 1} (pid {pid}{'' if device == 'cpu' else ', ' + device})"
+
+    def wait(self) -> Iterator[SlotEvent]:
+        """The runs that ended, once at least one has: its outcome as sent, or ``died``."""
+        waiting = {r.result: r for r in self.running.values() if r.outcome is None}
+        for ready in wait([*self.running, *waiting]):
+            if isinstance(ready, Connection):
+                waiting[ready].outcome = received(ready)
+                if waiting[ready].outcome is None:  # its worker ended without a word: it died
+                    waiting[ready].process.join()
+        for sentinel in [s for s, r in self.running.items() if not r.process.is_alive()]:
+            run = self.running.pop(sentinel)
+            run.process.join()
+            if run.outcome is None and run.result.poll():
+                run.outcome = received(run.result)  # sent just before it ended
+            run.result.close()
+            where = self.where(run.slot, run.process.pid)
+            if run.outcome is None:
+                yield SlotEvent("died", run.job, where, ended(run.process), run.slot)
+            else:
+                yield SlotEvent(run.outcome[0], run.job, where, run.outcome[1], run.slot)
+
+    def stop(self) -> None:
+        """Kill the runs going and remove their unfinished folders, logs and model files."""
+        for run in self.running.values():
+            if run.process.is_alive():
+                os.kill(run.process.pid, signal.SIGKILL)
+        for run in self.running.values():
+            run.process.join()
+            if run.outcome is None or run.outcome[0] != "done":  # a finished run's record is in its folder: kept
+                run.job.discard()
+        self.running.clear()
+
+
+@dataclass
+class SlotEvent(Event):
+    slot: int = 0
