@@ -106,7 +106,6 @@ def model_and_data(
     ``config`` the checkpoint must be in a run folder with its config.yaml; with it, ``last`` is the newest
     last.ckpt of the config's runs, as for ``lab-cnn test``. Messages name ``key``."""
     from lab_cnn import checkpoints, training
-    from lab_cnn.runs import LOG_DIR
 
     try:
         if not isinstance(checkpoint, (str, Path)) or config is None and str(checkpoint) == "last":
@@ -114,14 +113,21 @@ def model_and_data(
                 f"{key}: {checkpoint!r} is not allowed; give a checkpoint file's path, e.g. result.checkpoint"
             )
         configs = config_files(config) if config is not None else []
-        runs = LOG_DIR / (Path(configs[0]).stem if configs else "default")
-        found = checkpoints.load(checkpoints.find(str(checkpoint), runs, key=key), key=key)
+        found = checkpoints.load(checkpoint_file(checkpoint, configs, key), key=key)
         model, data = from_configs(configs) if configs else from_run_folder(found, key)
         training.check_checkpoint("test", model, data, found)  # every weight fits, the same activation, ...
         model.load_state_dict(checkpoints.matching_state_dict(model, found))
     except Exception as e:  # noqa: BLE001 - a user mistake becomes a UserError; raise_as_user_error re-raises a bug
         raise_as_user_error(e)
     return model.eval(), data
+
+
+def checkpoint_file(checkpoint: str | Path, configs: list[str], key: str = "--ckpt_path") -> Path:
+    """The file a checkpoint argument names: a path, or ``last``, the newest last.ckpt of the first config's runs."""
+    from lab_cnn import checkpoints
+    from lab_cnn.runs import LOG_DIR
+
+    return checkpoints.find(str(checkpoint), LOG_DIR / (Path(configs[0]).stem if configs else "default"), key=key)
 
 
 def from_configs(configs: list[str]) -> tuple[Classifier, MNISTDataModule]:

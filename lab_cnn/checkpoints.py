@@ -75,8 +75,12 @@ def find(value: str, run_dir: Path, key: str = "--ckpt_path") -> Path:
 def load(path: Path, key: str = "--ckpt_path") -> Checkpoint:
     """The weights in ``path``, loaded with ``weights_only=True``: a file that holds more than tensors and
     plain data is refused before anything reads it further. Messages name ``key``."""
+    if path.stat().st_size == 0:
+        raise UserError(f"{key}: {path} is empty (0 bytes): not a checkpoint")
     try:
         content = torch.load(path, weights_only=True, map_location="cpu")
+    except OSError as e:  # the file itself: unreadable for this user, ...
+        raise UserError(f"{key}: {path} cannot be read ({e.strerror or first_line(e)})") from None
     except pickle.UnpicklingError as e:
         if "GLOBAL" not in str(e):  # torch names the GLOBAL (a class or function) that plain data never holds
             raise UserError(f"{key}: {path} is not a file torch.save wrote (it does not unpickle)") from None

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from lab_cnn.explore.analysis import ExploredNet, NoDigit, explain, explained_html, sketch_pixels, upload_pixels
 from lab_cnn.explore.page import Explorer
 from lab_cnn.mnist import load_split
-from tests.helpers import DATA_DIR, QUIET, fit_args, run, run_in_process
+from tests.helpers import CONFIGS, DATA_DIR, QUIET, fit_args, run, run_in_process
 
 CONV1 = "conv1: floor((28 + 2*0 - 5) / 1) + 1 = 24 -> 24x24x10"
 POOL2 = "pool2: floor((8 + 2*0 - 2) / 2) + 1 = 4 -> 4x4x20"
@@ -163,6 +163,10 @@ def test_the_page_events_show_a_message_for_bad_input_and_find_misclassified_dig
     ("args", "expected"),
     [
         ([], "give a net to explore: --ckpt_path"),
+        (["--ckpt_path", "last"], "--ckpt_path last: the newest checkpoint of which runs? give the config too"),
+        (["--compare-ckpt", "last"], "--compare-ckpt last: the newest checkpoint of which runs?"),
+        (["--ckpt_path", ""], "--ckpt_path: '' is not allowed"),
+        (["--keras-model", str(CONFIGS / "baseline.yaml")], "baseline.yaml is not a .keras model (the zip archive"),
         (["--config", "configs/baseline.yaml"], "--config: give the checkpoint it goes with, --ckpt_path"),
         (["--ckpt_path", "missing.ckpt"], "--ckpt_path: missing.ckpt does not exist"),
         (["--keras-model", "missing.keras"], "--keras-model: missing.keras does not exist"),
@@ -312,3 +316,37 @@ def test_a_digit_drawn_with_the_mouse_in_chromium_shows_its_prediction_and_every
             Path(os.environ["LAB_CNN_SCREENSHOT"]).write_bytes(shot.read_bytes())
     finally:
         driver.quit()
+
+
+def test_stopped_by_sigterm_the_server_removes_its_uploads_and_a_stale_port_is_free_again(trained, tmp_path) -> None:
+    """SIGTERM (a service manager, a closed terminal's SIGHUP alike) stops it as Ctrl-C does; its port, with a
+    connection of the stopped server still closing, is free for the next one (uvicorn binds with SO_REUSEADDR)."""
+    from gradio_client import Client, handle_file
+
+    def start(port: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lab_cnn", "explore", "--ckpt-path", str(trained), "--port", str(port),
+             "--data-dir", str(DATA_DIR)],  # fmt: skip
+            cwd=tmp_path, env=QUIET, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    with __import__("socket").socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    before = set(Path("/tmp").glob("lab-cnn-explore-*"))
+    process = start(port)
+    assert f"http://127.0.0.1:{port}/" in process.stdout.readline()
+    Image.fromarray(drawn_seven()).save(tmp_path / "seven.png")
+    Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+        handle_file(str(tmp_path / "seven.png")), api_name="/upload"
+    )
+    assert set(Path("/tmp").glob("lab-cnn-explore-*")) - before  # the upload is in the server's folder
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    assert set(Path("/tmp").glob("lab-cnn-explore-*")) == before
+    again = start(port)
+    try:
+        assert f"http://127.0.0.1:{port}/" in again.stdout.readline()
+    finally:
+        again.send_signal(signal.SIGINT)
+        again.wait(timeout=60)

@@ -76,7 +76,7 @@ def upload_pixels(path: str | Path | None) -> tuple[np.ndarray, str | None]:
     try:
         digit = read_digit(Path(path))
     except ValueError as e:  # named by the file's own name: the upload folder is the server's business
-        why = str(e).replace(f"'{path}'", "").replace(str(path), Path(path).name)
+        why = str(e).replace(f" '{path}'", "").replace(str(path), Path(path).name)
         raise NoDigit(f"{Path(path).name}: not a digit image lab-cnn can read ({why}).") from None
     return digit.pixels, digit.warning
 
