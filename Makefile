@@ -8,6 +8,9 @@ STUDY ?= configs/studies/lab.yaml
 SEEDS ?= 1
 DEVICE ?= cpu
 EPOCHS ?= 1
+# Test files run two at a time, each file's tests in one process (its fixtures made once): much of a test
+# is imports, files and waiting on a child process, and two at a time take the 2-core machine's both cores.
+TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 LAB := $(BIN)/lab-cnn
 
@@ -38,7 +41,7 @@ browser: ## Install Debian's chromium and chromium-driver if missing (the explor
 		{ apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver; }
 
 test: lint data browser ## Lint, then run the fast test suite (not the tests marked slow; gpu ones need CUDA)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup ## Check the code with ruff and mypy (their settings in pyproject.toml)
 	$(BIN)/ruff check .
