@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -76,6 +77,13 @@ def run_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     finally:
         os.chdir(previous)
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def as_in_a_terminal() -> None:
+    """``preexec_fn`` of a command a test stops as Ctrl-C does: SIGINT as a terminal's foreground job has it. A
+    test run started in the background by a shell without job control (``(make test &)``) hands every child
+    SIGINT ignored, and Python then keeps it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def fit_args(config: str, *extra: str) -> list[str]:

@@ -22,7 +22,7 @@ from lab_cnn.documented import documented
 from lab_cnn.errors import UserError
 from lab_cnn.studies.report import verdict, welch
 from lab_cnn.studies.study import Comparison, Variant, load_study
-from tests.helpers import CONFIGS, DATA_DIR, REPO, run
+from tests.helpers import CONFIGS, DATA_DIR, REPO, as_in_a_terminal, run
 
 LAB_TEST_ACC = {"fc50": 96.60, "fc25": 96.24, "two_conv": 97.45, "one_conv": 97.73}  # documented_results.yaml, in %
 TINY = Path("reports") / "tiny-1epochs-3batches"  # the tiny study's own folder: its settings are not the file's
@@ -282,6 +282,8 @@ def test_verdicts_follow_the_t_test() -> None:
         "contradicted (difference -"
     )
     assert "one seed" in verdict(c, results(max=[97.0], avg=[93.0]))[1]
+    alone = Comparison("c", "t", "pytorch", [Variant("max")], claim="max is best", expect_best="max")
+    assert verdict(alone, results(max=[97.0, 97.2]))[1] == "cannot tell: one variant, nothing to compare it with"
     three = Comparison(
         "c", "t", "keras", [Variant("relu"), Variant("tanh"), Variant("sigmoid")], claim="relu best", expect_best="relu"
     )
@@ -302,6 +304,7 @@ def test_ctrl_c_stops_a_study_in_one_line_and_leaves_no_unfinished_run(tmp_path)
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=as_in_a_terminal,
     )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("lightning_logs/studies/*/version_0/events.*")) and time.monotonic() < deadline:

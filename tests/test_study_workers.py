@@ -18,7 +18,7 @@ import yaml
 
 from lab_cnn.studies.cluster import MISSING
 from lab_cnn.studies.workers import cores, placements
-from tests.helpers import CONFIGS, DATA_DIR, QUIET
+from tests.helpers import CONFIGS, DATA_DIR, QUIET, as_in_a_terminal
 
 REPORT = Path("reports") / "tiny-1epochs-3batches"
 BASELINE = str(CONFIGS / "baseline.yaml")
@@ -124,6 +124,7 @@ def test_a_killed_worker_is_made_again_and_ctrl_c_then_the_same_command_finishes
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=as_in_a_terminal,
     )
     for _, key in started(interrupted, 2):
         training(tmp_path, key)

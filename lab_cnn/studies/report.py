@@ -114,8 +114,8 @@ def verdict(c: Comparison, results: dict[str, list[dict]]) -> tuple[str, str]:
         return measured, "cannot tell: the study names no variant it expects to be best (expect_best)"
     if c.expect_best in missing:
         return measured, f"cannot tell: {c.expect_best}, the expected best, has no finished run"
-    if len(accs) < 2:
-        return measured, f"cannot tell: {unfinished(missing)}"
+    if len(accs) < 2:  # the expected best alone: the others failed, or the comparison has one variant
+        return measured, f"cannot tell: {unfinished(missing) if missing else 'one variant, nothing to compare it with'}"
     if not one_test_set(results):
         return measured, (
             f"cannot tell: the runs were tested on different numbers of images ({tested_on(results)}), "
