@@ -115,8 +115,9 @@ def model_and_data(
         configs = config_files(config) if config is not None else []
         found = checkpoints.load(checkpoint_file(checkpoint, configs, key), key=key)
         model, data = from_configs(configs) if configs else from_run_folder(found, key)
-        training.check_checkpoint("test", model, data, found)  # every weight fits, the same activation, ...
-        model.load_state_dict(checkpoints.matching_state_dict(model, found))
+        training.check_checkpoint("test", model, data, found)  # every weight fits, ...; a state_dict is loaded
+        if found.lightning:
+            model.load_state_dict(checkpoints.matching_state_dict(model, found))
     except Exception as e:  # noqa: BLE001 - a user mistake becomes a UserError; raise_as_user_error re-raises a bug
         raise_as_user_error(e)
     return model.eval(), data

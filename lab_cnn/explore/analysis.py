@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from functools import cached_property
 from html import escape
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,22 @@ class ExploredNet:
     label: str
     model: Any  # a lab_cnn Classifier: .net is the plain nn.Module with .layers
     normalize: Literal["standard", "unit"]  # as the net's training images were (lab_cnn.mnist.normalize)
+
+    @cached_property
+    def kernel_figures(self) -> dict[str, str]:
+        """Each conv layer's kernels as a figure, by layer name; drawn once, as the weights do not change. Those
+        of a layer with several input channels are folded away (the first KERNEL_INPUTS of them)."""
+        figures = {}
+        for name, layer in self.model.net.layers.named_children():
+            kernels = conv_kernels(layer, KERNEL_INPUTS)
+            if kernels is None:
+                continue
+            conv = next(m for m in layer.modules() if isinstance(m, torch.nn.Conv2d))
+            out_channels, in_channels, k, _ = conv.weight.shape
+            text = f"{name} kernels: {out_channels} of {k}x{k}x{in_channels}"
+            text += f" (the first {KERNEL_INPUTS} input channels)" if in_channels > KERNEL_INPUTS else ""
+            figures[name] = figure(text, gray(kernels), "kernels", folded=in_channels > 1)
+        return figures
 
 
 @dataclass
@@ -137,7 +154,7 @@ def figure(caption: str, image: np.ndarray, kind: str, folded: bool = False) -> 
 
 def explained_html(net: ExploredNet, explained: Explained) -> str:
     """The net's panel: the saliency map, then every layer's maps labelled with its shape (and for conv and
-    pooling the lab's formula), each conv layer's kernels after its maps."""
+    pooling the lab's formula), each conv layer's kernels (ExploredNet.kernel_figures) after its maps."""
     digit = explained.predicted
     parts = [
         f"<h3>{escape(net.label)}: {digit} ({100 * explained.probabilities[digit]:.1f}%)</h3>",
@@ -147,16 +164,9 @@ def explained_html(net: ExploredNet, explained: Explained) -> str:
             "saliency",
         ),
     ]
-    children = dict(net.model.net.layers.named_children())
     for layer in explained.layers:
         parts.append(figure(layer.caption, gray(maps_image([layer.output], columns=10)), "layer"))
-        kernels = conv_kernels(children[layer.name], KERNEL_INPUTS)
-        if kernels is not None:  # a conv layer's kernels; folded away when there is one per input channel
-            weights = next(m for m in children[layer.name].modules() if isinstance(m, torch.nn.Conv2d)).weight
-            out_channels, in_channels, k, _ = weights.shape
-            text = f"{layer.name} kernels: {out_channels} of {k}x{k}x{in_channels}"
-            text += f" (the first {KERNEL_INPUTS} input channels)" if in_channels > KERNEL_INPUTS else ""
-            parts.append(figure(text, gray(kernels), "kernels", folded=in_channels > 1))
+        parts += [net.kernel_figures[layer.name]] if layer.name in net.kernel_figures else []
     return "\n".join(parts)
 
 
