@@ -22,38 +22,26 @@ from keras_parity.nets import (
 )
 from lab_cnn.errors import UserError
 from lab_cnn.module import Classifier
-from lab_cnn.nets import IMAGE_SIZE
+from lab_cnn.nets import IMAGE_SIZE, all_knobs
 
 
 class KerasNet(Classifier):
-    """:class:`KerasCNN` trained like :class:`lab_cnn.LabNet` (same loop, metrics and logs).
+    """:class:`KerasCNN` trained like :class:`lab_cnn.LabNet` (same loop, metrics and logs); the net's knobs
+    (``activation``, ``conv_layers``, ``filters``, ...) are KerasCNN's, taken as ``**knobs`` as LabNet takes
+    LabCNN's.
 
     Args:
-        activation: relu, sigmoid, tanh, leaky_relu, elu or gelu, for Conv2D and hidden Dense layers.
-        conv_layers: number of Conv2D blocks.
-        filters: filters of every Conv2D.
-        kernel_size: side of every Conv2D kernel.
-        dense_layers: number of hidden Dense blocks.
-        dense_units: units of every hidden Dense.
         lr: SGD learning rate (the Keras lab: 0.01).
         momentum: SGD momentum (the Keras lab: none).
         steps_per_call: optimizer steps (batches) per Lightning training step; more is faster on a GPU.
+        knobs: the net's, :class:`~keras_parity.nets.KerasCNN`'s arguments.
     """
 
     def __init__(
-        self,
-        activation: str = "relu",
-        conv_layers: int = 2,
-        filters: int = 64,
-        kernel_size: int = 3,
-        dense_layers: int = 3,
-        dense_units: int = 128,
-        lr: float = KERAS_LR,
-        momentum: float = KERAS_MOMENTUM,
-        steps_per_call: int = 1,
+        self, lr: float = KERAS_LR, momentum: float = KERAS_MOMENTUM, steps_per_call: int = 1, **knobs: Any
     ) -> None:
-        net = KerasCNN(activation, conv_layers, filters, kernel_size, dense_layers, dense_units)
-        super().__init__(net, lr, momentum, steps_per_call)
+        knobs = all_knobs(KerasCNN, knobs)  # all of them in the hyperparameters, not only those given
+        super().__init__(KerasCNN(**knobs), lr, momentum, steps_per_call)
         self.save_hyperparameters()
 
 

@@ -85,6 +85,14 @@ class KerasCNN(nn.Module):
     ``Conv2D(filters, k, activation) -> BatchNormalization -> MaxPooling2D(2) -> Dropout(0.25)`` per conv
     block; ``Flatten``; ``Dense(units, activation) -> BatchNormalization -> Dropout(0.5)`` per dense
     layer; ``Dense(10)`` with (log-)softmax.
+
+    Args:
+        activation: relu, sigmoid, tanh, leaky_relu, elu or gelu, for Conv2D and hidden Dense layers.
+        conv_layers: number of Conv2D blocks.
+        filters: filters of every Conv2D.
+        kernel_size: side of every Conv2D kernel.
+        dense_layers: number of hidden Dense blocks.
+        dense_units: units of every hidden Dense.
     """
 
     def __init__(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonargparse import ArgumentParser
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
@@ -143,14 +144,16 @@ class LabCLI(LightningCLI):
         return flatten(dumped[self.config["subcommand"]])
 
     def known_keys(self, argv: list[str], model_class: type | None) -> set[str]:
-        """Every key the command accepts, for "did you mean" (from the signatures the parser reads)."""
+        """Every key the command accepts, for "did you mean": the parser's own reading of the classes' signatures
+        (a model's ``**knobs`` resolved to its net's arguments, as the parser resolves them)."""
         subcommand = next((a for a in argv if a in self.subcommands()), "fit")
-        keys = {f"trainer.{p}" for p in inspect.signature(Trainer).parameters}
-        keys |= {f"data.{p}" for p in inspect.signature(MNISTDataModule).parameters}
-        keys |= {f"model.{p}" for p in inspect.signature(model_class).parameters} if model_class else set()
-        return (
-            keys | set(CLI_KEYS) | set(inspect.signature(getattr(Trainer, subcommand)).parameters) - {"self", "model"}
-        )
+        keys = ArgumentParser()
+        keys.add_class_arguments(Trainer, "trainer")
+        keys.add_class_arguments(MNISTDataModule, "data")
+        if model_class:
+            keys.add_class_arguments(model_class, "model")
+        method = set(inspect.signature(getattr(Trainer, subcommand)).parameters) - {"self", "model"}
+        return {key for key, _ in keys.get_defaults().items()} | set(CLI_KEYS) | method
 
     def run_name(self, config: Any) -> str:
         configs = config.get("config") or []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -13,7 +12,7 @@ from torchmetrics import Metric
 
 from lab_cnn.divergence import LossWatch
 from lab_cnn.errors import UserError
-from lab_cnn.nets import NUM_CLASSES, LabCNN
+from lab_cnn.nets import NUM_CLASSES, LabCNN, all_knobs
 from lab_cnn.validators import check_recipe
 
 
@@ -219,34 +218,18 @@ class Classifier(L.LightningModule):
 class LabNet(Classifier):
     """The lab's PyTorch net (:class:`~lab_cnn.nets.LabCNN`) trained with the lab's recipe.
 
+    The net's knobs (``conv_channels``, ``kernel_size``, ``pool``, ``hidden_units``, ...) are LabCNN's,
+    declared there once: jsonargparse reads them through ``**knobs`` (its resolver follows the call), so
+    ``--model.init_args.hidden_units 25`` and a config's ``init_args`` reach the net as they are.
+
     Args:
-        conv_channels: output channels of each conv block; its length is the number of blocks.
-        kernel_size: side of every conv kernel.
-        pool: ``max`` or ``avg`` pooling.
-        pool_size: side (and stride) of every pooling window.
-        activation: relu, sigmoid, tanh, leaky_relu, elu or gelu, for conv blocks and hidden layers.
-        hidden_units: width of the hidden layer, or a list of widths for several.
-        dropout: dropout rate after each hidden layer.
-        conv_dropout: Dropout2d rate after the second and later convs.
         lr: SGD learning rate.
         momentum: SGD momentum.
         steps_per_call: optimizer steps (batches) per Lightning training step; more is faster on a GPU.
+        knobs: the net's, :class:`~lab_cnn.nets.LabCNN`'s arguments.
     """
 
-    def __init__(
-        self,
-        conv_channels: Sequence[int] = (10, 20),
-        kernel_size: int = 5,
-        pool: str = "max",
-        pool_size: int = 2,
-        activation: str = "relu",
-        hidden_units: int | Sequence[int] = 50,
-        dropout: float = 0.5,
-        conv_dropout: float = 0.5,
-        lr: float = 0.01,
-        momentum: float = 0.5,
-        steps_per_call: int = 1,
-    ) -> None:
-        net = LabCNN(conv_channels, kernel_size, pool, pool_size, activation, hidden_units, dropout, conv_dropout)
-        super().__init__(net, lr, momentum, steps_per_call)
+    def __init__(self, lr: float = 0.01, momentum: float = 0.5, steps_per_call: int = 1, **knobs: Any) -> None:
+        knobs = all_knobs(LabCNN, knobs)  # all of them in the hyperparameters, not only those given
+        super().__init__(LabCNN(**knobs), lr, momentum, steps_per_call)
         self.save_hyperparameters()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -39,6 +41,13 @@ def output_size(layer: str, n_in: int, kernel: int, stride: int = 1, padding: in
     return n_out
 
 
+def all_knobs(net: type[nn.Module], given: dict[str, Any]) -> dict[str, Any]:
+    """Every knob of ``net``: those ``given``, the rest at the net's defaults. A LightningModule that takes
+    its net's knobs as ``**knobs`` records them all this way (its hyperparameters, config.yaml)."""
+    defaults = {k: p.default for k, p in inspect.signature(net).parameters.items()}
+    return {**defaults, **given}
+
+
 def as_list(key: str, value: int | Sequence[int]) -> list[int]:
     """One whole number or a non-empty list of them, as a list of positive ints."""
     values = list(value) if isinstance(value, (list, tuple)) else [value]
@@ -53,6 +62,16 @@ class LabCNN(nn.Module):
     Each conv block is conv -> [Dropout2d, from the second block on] -> pool -> activation, i.e. the
     lab's ``relu(max_pool2d(conv2_drop(conv2(x)), 2))``; then Linear -> activation -> dropout per
     hidden layer, the output Linear and log_softmax. The flatten size follows from the layers.
+
+    Args:
+        conv_channels: output channels of each conv block; its length is the number of blocks.
+        kernel_size: side of every conv kernel.
+        pool: ``max`` or ``avg`` pooling.
+        pool_size: side (and stride) of every pooling window.
+        activation: relu, sigmoid, tanh, leaky_relu, elu or gelu, for conv blocks and hidden layers.
+        hidden_units: width of the hidden layer, or a list of widths for several.
+        dropout: dropout rate after each hidden layer.
+        conv_dropout: Dropout2d rate after the second and later convs.
     """
 
     def __init__(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from jsonargparse import ArgumentParser
 
 from keras_parity.module import KerasNet
 from keras_parity.nets import KerasCNN
@@ -70,11 +71,19 @@ def test_summary_and_fit_build_the_same_model_from_the_same_arguments(config: st
 
 
 @pytest.mark.parametrize(("model", "net"), [(LabNet, LabCNN), (KerasNet, KerasCNN)])
-def test_a_model_class_takes_its_nets_knobs_with_the_same_defaults_and_the_recipe(model: type, net: type) -> None:
-    """The net's knobs are declared twice, by the net and by its LightningModule: held equal here."""
-    model_args, net_args = inspect.signature(model).parameters, inspect.signature(net).parameters
-    assert set(model_args) == set(net_args) | set(inspect.signature(check_recipe).parameters)
-    assert all(model_args[k].default == p.default for k, p in net_args.items())
+def test_a_model_class_takes_its_nets_knobs_from_the_net_where_they_are_declared_once(model: type, net: type) -> None:
+    """The LightningModule declares the recipe only; the parser (as LightningCLI builds it) finds the net's
+    knobs through its ``**knobs``, with the net's defaults and help, and its hyperparameters hold them all."""
+    net_args, recipe = inspect.signature(net).parameters, set(inspect.signature(check_recipe).parameters)
+    assert set(inspect.signature(model).parameters) == recipe | {"knobs"}
+    parser = ArgumentParser()
+    parser.add_class_arguments(model, "model")
+    parsed = parser.get_defaults()["model"]
+    assert set(vars(parsed)) == set(net_args) | recipe
+    assert all(parsed[k] == p.default for k, p in net_args.items())
+    assert {a.dest: a.help for a in parser._actions}["model.kernel_size"].startswith("side of every")  # the net's docs
+    assert set(model(kernel_size=3).hparams) == set(net_args) | recipe
+    assert model(kernel_size=3).hparams["kernel_size"] == 3
 
 
 @pytest.mark.parametrize("precision", ["64-true", "bf16-true"])
