@@ -54,7 +54,7 @@ study: data ## Run a study (STUDY, default configs/studies/lab.yaml; SEEDS, defa
 bench: data ## Time lab-cnn against a plain loop, torchvision's loader and Keras (DEVICE=cpu|gpu, EPOCHS, default 1)
 	$(BIN)/python -m benchmarks.bench --device $(DEVICE) --epochs $(EPOCHS) --data-dir $(DATA_DIR)
 
-bench-study: data ## Time a short study with --workers 2 against --workers 1, and the overhead per run (EPOCHS, default 1)
+bench-study: data ## Time short lab-cnn and Keras studies with --workers 2 against --workers 1, and each run's training and overhead (EPOCHS, default 1)
 	$(BIN)/python -m benchmarks.bench_study --epochs $(EPOCHS) --data-dir $(DATA_DIR)
 
 bench-explore: data ## Time one update of the explorer's page (model time) for the lab net and the Keras port
