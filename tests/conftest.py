@@ -1,5 +1,5 @@
-"""Shared fixtures and hooks: the verified MNIST files (``make test`` fetches them first); the command servers
-of tests/helpers.py end with the session; tests marked ``gpu`` skip themselves without a CUDA GPU."""
+"""Shared fixtures and hooks: the verified MNIST files (``make test`` fetches them first); tests marked ``gpu``
+skip themselves without a CUDA GPU."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lab_cnn.data import MNISTDataModule
-from tests.helpers import DATA_DIR, close_servers
+from tests.helpers import DATA_DIR
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these there)"))
-
-
-def pytest_sessionfinish() -> None:
-    close_servers()
