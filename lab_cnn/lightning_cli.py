@@ -9,6 +9,7 @@ be the run it resumes) are checked before anything is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import inspect
 import sys
@@ -150,8 +151,9 @@ class LabCLI(LightningCLI):
         keys = ArgumentParser()
         keys.add_class_arguments(Trainer, "trainer")
         keys.add_class_arguments(MNISTDataModule, "data")
-        if model_class:
-            keys.add_class_arguments(model_class, "model")
+        if inspect.isclass(model_class):
+            with contextlib.suppress(ValueError, TypeError):  # a class the parser cannot read: no model keys to offer
+                keys.add_class_arguments(model_class, "model", fail_untyped=False)
         method = set(inspect.signature(getattr(Trainer, subcommand)).parameters) - {"self", "model"}
         return {key for key, _ in keys.get_defaults().items()} | set(CLI_KEYS) | method
 

@@ -27,9 +27,10 @@ def run(
     """``lab-cnn ARGS`` (``command`` ``lab_cnn``) or ``keras-parity ARGS`` (``keras_parity``) in ``cwd``: its exit
     code, stdout and stderr. Without ``env``, lab-cnn is called in this process (:func:`run_in_process`); with
     ``env`` (added to the environment), and keras-parity always, ``python -m <command>`` in a process of its own,
-    for what the process is the point of: signals, what a process prints to its console, DDP, import order,
-    threads, a clock to stop it; and keras-parity's TensorFlow summaries, which fail in a process where lab-cnn's
-    TensorBoard has been bound to its TensorFlow-free stub (lab_cnn.compat.tensorboard_without_tensorflow)."""
+    for what the process is the point of: signals, what a process prints to its console (Lightning's log
+    handler writes to the stderr the process started with), DDP, import order, threads, a clock to stop it
+    (``timeout`` is for a process only); and keras-parity's TensorFlow summaries, which fail in a process
+    where lab-cnn's TensorBoard is bound to its TensorFlow-free stub (lab_cnn.compat.tensorboard_without_tensorflow)."""
     if env is None and command == "lab_cnn":
         return run_in_process(*args, cwd=cwd)
     return subprocess.run(

@@ -149,6 +149,15 @@ def trained_run(tmp_path_factory) -> Path:
     return folder
 
 
+def test_lightnings_load_from_checkpoint_rebuilds_the_runs_model(trained_run: Path) -> None:
+    """LabNet takes its net's knobs as ``**knobs``, so Lightning hands it every stored hyperparameter: the model
+    it builds is the one lab_cnn.load builds from the run's config.yaml, weights and all."""
+    checkpoint = next(trained_run.glob("lightning_logs/baseline/version_*/checkpoints/last.ckpt"))
+    loaded, expected = lab_cnn.LabNet.load_from_checkpoint(checkpoint, weights_only=True), lab_cnn.load(checkpoint)
+    assert dict(loaded.hparams) == dict(expected.hparams) and len(loaded.hparams) == 11
+    assert all(torch.equal(v, expected.state_dict()[k]) for k, v in loaded.state_dict().items())
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -270,6 +279,7 @@ def test_importing_lab_cnn_changes_no_settings_of_the_session() -> None:
 
 
 @pytest.mark.xfail(
+    raises=ImportError,
     strict=True,
     reason="known, not fixed: importing lab_cnn.inspection binds TensorBoard to its TensorFlow-free stub for the "
     "process (lab_cnn.compat.tensorboard_without_tensorflow), because torch.utils.tensorboard imports TensorFlow "
@@ -288,6 +298,8 @@ def test_a_run_and_a_read_run_leave_tensorflows_own_summaries_working_in_the_ses
         "    assert tf.summary.scalar('train/loss', 0.5, step=1)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    if "cannot import tensorflow 2.0 API" in result.stderr:  # the limitation, and no other failure, is the xfail
+        raise ImportError(result.stderr.strip().splitlines()[-1])
     assert result.returncode == 0, result.stderr[-2000:]
     assert list((tmp_path / "keras_logs").glob("events.out.tfevents.*"))
 

@@ -152,6 +152,10 @@ MISTAKES = {
         ["fit", "--model", "nowhere.Net", "--data.data_dir", str(DATA_DIR)],
         "model: 'nowhere.Net' is not a class that can be imported",
     ),
+    "model a function, not a class": (
+        ["fit", "--model", "lab_cnn.api.fit", "--trainer.max_epoch", "1", "--data.data_dir", str(DATA_DIR)],
+        "model: 'lab_cnn.api.fit' is not allowed; expected Classifier or null",
+    ),
     "precision 7": (
         ["fit", *BASELINE, "--trainer.precision", "7"],
         "trainer.precision: '7' is not allowed; expected one of 64, 32, 16",
