@@ -39,5 +39,22 @@ def allow_tensorflow_beside_torch() -> None:
 def tensorboard_without_tensorflow() -> None:
     """TensorBoard's writer and reader import TensorFlow whenever it is installed (it is, for
     keras_parity), which costs a run seconds and hundreds of MB for nothing. The ``tensorboard.compat.notf``
-    marker module (TensorBoard's "no_tensorflow" build option) makes them use their own stub."""
+    marker module (TensorBoard's "no_tensorflow" build option) makes them use their own stub.
+
+    That choice is made once per process (tensorboard.compat's lazy ``tf``), and TensorBoard's summary
+    ops, which TensorFlow's own ``tf.summary`` are, then fail with "cannot import tensorflow 2.0 API":
+    their ``tf2`` is whatever ``tf.compat.v2`` the bound ``tf`` has, and the stub has none (the same
+    failure in Guild AI: https://github.com/guildai/guildai/issues/517). So the stub's ``compat`` is given
+    a ``v2`` that is TensorFlow's own, imported only when TensorFlow's summaries ask for it: a Keras
+    TensorBoard callback or keras-parity still logs in a session that ran lab-cnn first."""
     sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+    from tensorboard.compat.tensorflow_stub import compat as stub_compat
+
+    if not hasattr(stub_compat, "__getattr__"):
+        stub_compat.__getattr__ = _tensorflow_v2_api  # type: ignore[attr-defined]  # PEP 562: attributes it lacks
+
+
+def _tensorflow_v2_api(name: str) -> types.ModuleType:
+    if name == "v2" and importlib.util.find_spec("tensorflow") is not None:
+        return importlib.import_module("tensorflow").compat.v2
+    raise AttributeError(f"module 'tensorboard.compat.tensorflow_stub.compat' has no attribute {name!r}")

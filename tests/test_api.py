@@ -278,28 +278,22 @@ def test_importing_lab_cnn_changes_no_settings_of_the_session() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-@pytest.mark.xfail(
-    raises=ImportError,
-    strict=True,
-    reason="known, not fixed: importing lab_cnn.inspection binds TensorBoard to its TensorFlow-free stub for the "
-    "process (lab_cnn.compat.tensorboard_without_tensorflow), because torch.utils.tensorboard imports TensorFlow "
-    "at import when it is installed; TensorFlow's tf.summary then fails in that process (docs/api.md)",
-)
-def test_a_run_and_a_read_run_leave_tensorflows_own_summaries_working_in_the_session(tmp_path) -> None:
-    """In a user's session, after a lab-cnn run and a read of its events, TensorFlow's tf.summary (Keras'
-    TensorBoard callback, keras-parity's logs) should still write."""
+def test_a_run_and_a_read_run_import_no_tensorflow_and_leave_its_summaries_working(tmp_path) -> None:
+    """In a user's session, a lab-cnn run (with its inspection) and a read of its events do without
+    TensorFlow, and TensorFlow's tf.summary (Keras' TensorBoard callback, keras-parity's logs) still writes
+    after them (lab_cnn.compat.tensorboard_without_tensorflow)."""
     code = (
         "import sys, lab_cnn\n"
         "from lab_cnn.studies.study import read_run\n"
-        f"result = lab_cnn.fit({str(BASELINE)!r}, data={DATA!r}, trainer={{**{SHORT!r}, **{QUIET!r}}}, inspect=False)\n"
+        f"result = lab_cnn.fit({str(BASELINE)!r}, data={DATA!r}, trainer={{**{SHORT!r}, **{QUIET!r}}})\n"
         "read_run(result.log_dir)\n"
+        "assert 'tensorflow' not in sys.modules, 'a lab-cnn run imported TensorFlow'\n"
         "import tensorflow as tf\n"
         "with tf.summary.create_file_writer('keras_logs').as_default():\n"
         "    assert tf.summary.scalar('train/loss', 0.5, step=1)\n"
+        "    assert tf.summary.histogram('weights', tf.range(10.0), step=1)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    if "cannot import tensorflow 2.0 API" in result.stderr:  # the limitation, and no other failure, is the xfail
-        raise ImportError(result.stderr.strip().splitlines()[-1])
     assert result.returncode == 0, result.stderr[-2000:]
     assert list((tmp_path / "keras_logs").glob("events.out.tfevents.*"))
 
