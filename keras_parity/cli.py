@@ -265,10 +265,7 @@ def train(args) -> None:
 
 
 def test(args) -> None:
-    from keras_parity.keras_model import hp, tf
-
     model_path = checked_model_path(args.model_path, writing=False)
-    model = load(model_path)
     trained = trained_run(model_path)
     if trained is None:
         folder = run_folder(args)
@@ -277,6 +274,9 @@ def test(args) -> None:
         if args.run not in (None, name, name.rpartition("/")[0]):
             raise UserError(f"--run: {model_path} was trained in {log_dir}, where its test is logged; leave out --run")
         check_can_write("--run", log_dir)
+    from keras_parity.keras_model import hp, tf  # after the checks that need no TensorFlow: a refusal is quick
+
+    model = load(model_path)
     x, y = keras_arrays(args.data_dir, train=False)
     try:  # compiled here with the lab's loss and metric, whatever (or whether) it was compiled with
         model.compile(loss="categorical_crossentropy", metrics=["accuracy"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import signal
@@ -29,8 +30,8 @@ def run(
     ``env`` (added to the environment), and keras-parity always, ``python -m <command>`` in a process of its own,
     for what the process is the point of: signals, what a process prints to its console (Lightning's log
     handler writes to the stderr the process started with), DDP, import order, threads, a clock to stop it
-    (``timeout`` is for a process only); and keras-parity's TensorFlow summaries, which fail in a process
-    where lab-cnn's TensorBoard is bound to its TensorFlow-free stub (lab_cnn.compat.tensorboard_without_tensorflow)."""
+    (``timeout`` is for a process only); and keras-parity's trainings and tests, each with a TensorFlow runtime
+    of its own as a user's command has (its refusals, which start none, are called in-process by test_trust)."""
     if env is None and command == "lab_cnn":
         return run_in_process(*args, cwd=cwd)
     return subprocess.run(
@@ -43,11 +44,11 @@ def run(
     )
 
 
-def run_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``lab-cnn ARGS`` called in this process through the function its console entry point calls
-    (lab_cnn.cli.main, which lab_cnn's functions share), in ``cwd``: its exit code, stdout and stderr. One at a
-    time (the working folder and the streams are the process's)."""
-    from lab_cnn.cli import main
+def run_in_process(*args: str, cwd: Path, command: str = "lab_cnn") -> subprocess.CompletedProcess:
+    """``lab-cnn ARGS`` (or ``keras-parity ARGS``) called in this process through the function its console entry
+    point calls (lab_cnn.cli.main, which lab_cnn's functions share; keras_parity.cli.main), in ``cwd``: its exit
+    code, stdout and stderr. One at a time (the working folder and the streams are the process's)."""
+    main = importlib.import_module(f"{command}.cli").main
 
     out, err = io.StringIO(), io.StringIO()
     with IN_PROCESS:

@@ -7,7 +7,6 @@ import csv
 import io
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +117,7 @@ def predict_run(checkpoint: Path, folder: Path):
     data = ["--data.data_dir", str(DATA_DIR), "--data.predict_path", str(folder)]
     args = ["--config", str(CONFIGS / "baseline.yaml"), *data, "--ckpt_path", str(checkpoint)]
     bar = ["--trainer.enable_progress_bar", "false"]
-    return run("predict", *args, *bar, cwd=folder.parent, env={"OMP_NUM_THREADS": "1"})  # they go two at a time
+    return run("predict", *args, *bar, cwd=folder.parent)
 
 
 def predictions(checkpoint: Path, folder: Path) -> dict[str, str]:
@@ -129,11 +128,9 @@ def predictions(checkpoint: Path, folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def read(checkpoint, photos) -> dict[str, dict[str, str]]:
-    """``lab-cnn predict`` of the clean renders and of each kind of photo (two commands at a time)."""
+    """``lab-cnn predict`` of the clean renders and of each kind of photo."""
     kinds = ["clean", *PHOTOS]
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda kind: predict_run(checkpoint, photos / kind), kinds))
-    for result in results:
+    for result in [predict_run(checkpoint, photos / kind) for kind in kinds]:
         assert result.returncode == 0, result.stderr[-2000:]
     return {kind: predictions(checkpoint, photos / kind) for kind in kinds}
 

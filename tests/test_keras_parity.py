@@ -22,7 +22,7 @@ from lab_cnn.documented import documented
 from lab_cnn.errors import UserError
 from lab_cnn.runs import run_versions
 from lab_cnn.summary import layer_rows
-from tests.helpers import DATA_DIR, run
+from tests.helpers import DATA_DIR, run, run_in_process
 
 SUMMARIES = documented()["keras"]["summaries"]
 CONV_LAYERS = {"two_conv": 2, "one_conv": 1}
@@ -389,7 +389,7 @@ def test_writing_over_a_model_or_into_another_runs_folder_is_refused_and_changes
     folder, _, _ = trainings
     args, expected = REFUSED[case]
     before = files(folder)
-    result = keras_parity(*args, cwd=folder)
+    result = run_in_process(*args, cwd=folder, command="keras_parity")  # a refusal: in this process
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert [line for line in result.stderr.splitlines() if line.startswith("keras-parity")] == [
         f"keras-parity: error: {expected}"

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -331,19 +330,23 @@ KERAS_MISTAKES = {
 
 @pytest.fixture(scope="module")
 def refused(trained) -> dict[str, tuple[subprocess.CompletedProcess, list[str], list[str]]]:
-    """Every mistake above, with lightning_logs/ and models/ before and after: lab-cnn's called in this process, one
-    after another (lab_cnn.cli.main, which the command and the API share); keras-parity's as its command, in a
-    thread beside them."""
+    """Every mistake above, with lightning_logs/ and models/ before and after, each command called in this
+    process, one after another (lab_cnn.cli.main, which the command and the API share; keras_parity.cli.main).
+    keras-parity refuses before it imports TensorFlow, unless Keras must try to open the file (asserted here)."""
     (trained / "typo.yaml").write_text("model:\n  class_path: lab_cnn.LabNet\n  init_args:\n    kernel_siz: 3\n")
     (trained / "fake.keras").write_bytes(b"PK\x03\x04 not really a zip")
     (trained / "a_folder.keras").mkdir(exist_ok=True)
     (trained / "device.keras").symlink_to(os.devnull)
     before = snapshot(trained)
     keras = {f"keras-parity {name}": [*args, "--data-dir", str(DATA_DIR)] for name, (args, _) in KERAS_MISTAKES.items()}
-    with ThreadPoolExecutor(1) as pool:
-        keras_results = pool.map(lambda args: run(*args, cwd=trained, command="keras_parity"), keras.values())
-        results = {name: run_in_process(*args, cwd=trained) for name, (args, _) in MISTAKES.items()}
-        results |= dict(zip(keras, keras_results))
+    results = {name: run_in_process(*args, cwd=trained) for name, (args, _) in MISTAKES.items()}
+    # only a file that Keras must try to open to refuse it needs TensorFlow: those go last
+    opened = [name for name in keras if "readable Keras model" in KERAS_MISTAKES[name.removeprefix("keras-parity ")][1]]
+    tensorflow_before = "tensorflow" in sys.modules
+    for name in sorted(keras, key=opened.__contains__):
+        if name == opened[0]:
+            assert tensorflow_before or "tensorflow" not in sys.modules, "a keras-parity refusal imported TensorFlow"
+        results[name] = run_in_process(*keras[name], cwd=trained, command="keras_parity")
     return {name: (result, before, snapshot(trained)) for name, result in results.items()}
 
 
