@@ -14,14 +14,17 @@ TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 LAB := $(BIN)/lab-cnn
 
-.PHONY: help setup data browser train train-gpu test lint study bench bench-study bench-explore explore tensorboard clean distclean
+.PHONY: help setup data browser train train-gpu test test-long lint study bench bench-study bench-explore explore tensorboard clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed ## Create the venv (VENV, with PYTHON) if missing and install lab-cnn with its dev extra
 
+# The venv is about 8 GB (torch's CUDA build and TensorFlow): say so before pip fails half-way for want of disk.
 $(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -c "import shutil, sys; free = shutil.disk_usage('$(dir $(VENV))').free / 2**30; \
+		sys.exit(f'make setup: the venv needs about 9 GB of disk; {free:.1f} GB free here') if free < 9 else None"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
 	touch $@
@@ -40,8 +43,14 @@ browser: ## Install Debian's chromium and chromium-driver if missing (the explor
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		{ apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver; }
 
-test: lint data browser ## Lint, then run the fast test suite (not the tests marked slow; gpu ones need CUDA)
+# The set-up's parts at once (each its own output): apt-get's download of chromium beside pip's install,
+# mypy beside the data's unpacking.
+test: ## Lint, then run the fast test suite (not the tests marked slow or long; gpu ones need CUDA)
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint data browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+test-long: data ## Run the tests marked long: end-to-end checks of a minute or more each (CI runs them after make test)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m long
 
 lint: setup ## Check the code with ruff and mypy (their settings in pyproject.toml)
 	$(BIN)/ruff check .

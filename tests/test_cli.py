@@ -193,6 +193,7 @@ NOISE = ("litlogger", "litmodels", "LeafSpec", "FutureWarning", "DeprecationWarn
          "logging interval", "cuInit", "oneDNN", "absl", "Traceback")  # fmt: skip
 
 
+@pytest.mark.long  # six commands as processes, two of them Keras (about 110 s here)
 def test_runs_show_their_numbers_and_nothing_else(tmp_path) -> None:
     """One line per epoch with its train and val loss and accuracy, with the bar (Epoch N/M) or without it;
     nothing that says nothing about the run (Lightning's tip, torch's and TensorFlow's notices)."""

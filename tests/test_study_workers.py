@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from lab_cnn.studies.cluster import MISSING
@@ -57,6 +58,7 @@ def numbers(folder: Path, report: Path = REPORT) -> dict[str, dict]:
     return {key: {f: run[f] for f in fields} for key, run in runs.items()}
 
 
+@pytest.mark.long  # two short studies of four runs each (about 100 s here)
 def test_one_or_two_workers_give_the_same_records_with_their_threads_and_device(tmp_path) -> None:
     records = {}
     for workers in ("1", "2"):
@@ -98,6 +100,7 @@ def training(folder: Path, key: str, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.long  # a study killed and run again (about 90 s here)
 def test_a_killed_worker_is_made_again_and_ctrl_c_then_the_same_command_finishes_each_run_once(tmp_path) -> None:
     study_file(tmp_path, keras=False, epochs=3)
     args = command("--workers", "2", "--limit-batches", "100")
@@ -153,6 +156,7 @@ def test_the_default_workers_share_out_the_cores_and_mistakes_are_one_line(tmp_p
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.long  # a 2-node Ray cluster started and a study on it (about 140 s here)
 def test_a_two_node_ray_cluster_makes_the_runs_of_local_workers_and_the_driver_gets_their_folders(tmp_path) -> None:
     from ray.cluster_utils import Cluster  # the dev extra installs Ray (lab-cnn[cluster])
 
