@@ -187,6 +187,42 @@ def test_a_two_node_ray_cluster_makes_the_runs_of_local_workers_and_the_driver_g
     assert (on_ray / "models" / "studies").is_dir()  # the Keras model, beside its record
 
 
+@pytest.mark.long  # a 3-node Ray cluster, a node taken away mid-run (about 100 s here)
+def test_a_ray_node_that_goes_away_mid_run_costs_no_run_and_makes_none_twice(tmp_path) -> None:
+    import psutil
+    from ray.cluster_utils import Cluster
+
+    study_file(tmp_path, keras=False, epochs=3)
+    head = {"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False}  # the runs go to the others
+    cluster = Cluster(initialize_head=True, head_node_args=head)
+    try:
+        nodes = [cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1") for _ in range(2)]
+        cluster.wait_for_nodes()
+        raylets = {node.all_processes["raylet"][0].process.pid: node for node in nodes}
+        args = command("--limit-batches", "100", "--ray", cluster.address, "--threads-per-run", "1")
+        process = subprocess.Popen(args, cwd=tmp_path, env=QUIET, stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while not (going := [(t, r) for r in raylets for t in descendants(r) if "ray::task" in t.name()]):
+            assert process.poll() is None and time.monotonic() < deadline, "no Ray task started"
+            time.sleep(0.2)
+        task, raylet = going[0]
+        time.sleep(2)  # into the run's training
+        assert task.is_running(), "the run ended before its node was taken away"
+        cluster.remove_node(raylets[raylet], allow_graceful=False)  # its raylet and workers killed: the node is gone
+        psutil.wait_procs([task], timeout=60)  # a worker whose raylet died ends itself
+        stdout, _ = process.communicate(timeout=600)
+    finally:
+        cluster.shutdown()
+    assert process.returncode == 0, stdout
+    assert stdout.count(": done in ") == 2 and f"pid {task.pid})" not in stdout  # made again, on the other node
+    report = Path("reports") / "tiny-3epochs-100batches"
+    runs = json.loads((tmp_path / report / "runs.json").read_text())
+    assert len(runs) == 2 and all(len(run["train_acc"]) == 3 for run in runs.values())
+    folders = sorted(tmp_path.glob("lightning_logs/studies/*/version_*"))
+    assert len(folders) == 2 and all((f / "study_run.json").is_file() for f in folders)
+    assert "Failed runs" not in (tmp_path / report / "report.md").read_text()
+
+
 def descendants(pid: int) -> list:
     """A process's children and theirs (psutil.Process)."""
     import psutil
