@@ -21,10 +21,12 @@ help: ## List the targets
 
 setup: $(VENV)/.installed ## Create the venv (VENV, with PYTHON) if missing and install lab-cnn with its dev extra
 
-# The venv is about 8 GB (torch's CUDA build and TensorFlow): say so before pip fails half-way for want of disk.
+# A new venv takes about 8.5 GB (torch's CUDA build and TensorFlow), and pip unpacks beside it: say so before
+# pip fails half-way for want of disk (measured on the folder the venv goes into, or the nearest that exists).
 $(VENV)/.installed: pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -c "import shutil, sys; free = shutil.disk_usage('$(dir $(VENV))').free / 2**30; \
-		sys.exit(f'make setup: the venv needs about 9 GB of disk; {free:.1f} GB free here') if free < 9 else None"
+	@test -x $(BIN)/python || $(PYTHON) -c "import pathlib, shutil, sys; p = pathlib.Path('$(VENV)').expanduser().absolute(); \
+		free = shutil.disk_usage(next(d for d in (p, *p.parents) if d.exists())).free / 2**30; \
+		sys.exit(f'make setup: a new venv needs about 12 GB of disk; {free:.1f} GB free here') if free < 12 else None"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
 	touch $@
@@ -43,10 +45,10 @@ browser: ## Install Debian's chromium and chromium-driver if missing (the explor
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		{ apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver; }
 
-# The set-up's parts at once (each its own output): apt-get's download of chromium beside pip's install,
-# mypy beside the data's unpacking.
+# The set-up's parts at once: apt-get's install of chromium beside pip's, mypy beside the data's unpacking
+# (each part's output together where make can hold it: GNU make 4.0 and newer).
 test: ## Lint, then run the fast test suite (not the tests marked slow or long; gpu ones need CUDA)
-	$(MAKE) --no-print-directory -j3 --output-sync=target lint data browser
+	$(MAKE) --no-print-directory -j3 $(if $(filter output-sync,$(.FEATURES)),--output-sync=target) lint data browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-long: data ## Run the tests marked long: end-to-end checks of a minute or more each (CI runs them after make test)

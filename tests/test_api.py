@@ -280,8 +280,8 @@ def test_importing_lab_cnn_changes_no_settings_of_the_session() -> None:
 
 def test_a_run_and_a_read_run_import_no_tensorflow_and_leave_its_summaries_working(tmp_path) -> None:
     """In a user's session, a lab-cnn run (with its inspection) and a read of its events do without
-    TensorFlow, and TensorFlow's tf.summary (Keras' TensorBoard callback, keras-parity's logs) still writes
-    after them (lab_cnn.compat.tensorboard_without_tensorflow)."""
+    TensorFlow, and TensorFlow's tf.summary (keras-parity's scalars and HParams, Keras' TensorBoard callback)
+    still writes after them (lab_cnn.compat.tensorboard_without_tensorflow)."""
     code = (
         "import sys, lab_cnn\n"
         "from lab_cnn.studies.study import read_run\n"
@@ -292,10 +292,18 @@ def test_a_run_and_a_read_run_import_no_tensorflow_and_leave_its_summaries_worki
         "with tf.summary.create_file_writer('keras_logs').as_default():\n"
         "    assert tf.summary.scalar('train/loss', 0.5, step=1)\n"
         "    assert tf.summary.histogram('weights', tf.range(10.0), step=1)\n"
+        "    from tensorboard.plugins.hparams import api as hp\n"  # keras-parity's HParams
+        "    assert hp.hparams({'conv_layers': 2})\n"
+        "import keras\n"  # and Keras' own TensorBoard callback
+        "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
+        "model.compile(loss='mse')\n"
+        "board = keras.callbacks.TensorBoard('keras_callback', histogram_freq=1)\n"
+        "model.fit(tf.zeros([8, 4]), tf.zeros([8, 2]), epochs=1, verbose=0, callbacks=[board])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert list((tmp_path / "keras_logs").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "keras_callback" / "train").glob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize(

@@ -332,21 +332,27 @@ KERAS_MISTAKES = {
 def refused(trained) -> dict[str, tuple[subprocess.CompletedProcess, list[str], list[str]]]:
     """Every mistake above, with lightning_logs/ and models/ before and after, each command called in this
     process, one after another (lab_cnn.cli.main, which the command and the API share; keras_parity.cli.main).
-    keras-parity refuses before it imports TensorFlow, unless Keras must try to open the file (asserted here)."""
+    keras-parity refuses before it imports TensorFlow, unless Keras must try to open the file: the others are
+    refused here with keras_parity.keras_model (TensorFlow's only way in) unimportable, so that a refusal which
+    reached it would fail its test, whatever this process imported before."""
     (trained / "typo.yaml").write_text("model:\n  class_path: lab_cnn.LabNet\n  init_args:\n    kernel_siz: 3\n")
     (trained / "fake.keras").write_bytes(b"PK\x03\x04 not really a zip")
     (trained / "a_folder.keras").mkdir(exist_ok=True)
     (trained / "device.keras").symlink_to(os.devnull)
     before = snapshot(trained)
-    keras = {f"keras-parity {name}": [*args, "--data-dir", str(DATA_DIR)] for name, (args, _) in KERAS_MISTAKES.items()}
     results = {name: run_in_process(*args, cwd=trained) for name, (args, _) in MISTAKES.items()}
-    # only a file that Keras must try to open to refuse it needs TensorFlow: those go last
-    opened = [name for name in keras if "readable Keras model" in KERAS_MISTAKES[name.removeprefix("keras-parity ")][1]]
-    tensorflow_before = "tensorflow" in sys.modules
-    for name in sorted(keras, key=opened.__contains__):
-        if name == opened[0]:
-            assert tensorflow_before or "tensorflow" not in sys.modules, "a keras-parity refusal imported TensorFlow"
-        results[name] = run_in_process(*keras[name], cwd=trained, command="keras_parity")
+    for name, (args, message) in KERAS_MISTAKES.items():
+        keras_model = sys.modules.get("keras_parity.keras_model")
+        if "readable Keras model" not in message:
+            sys.modules["keras_parity.keras_model"] = None  # type: ignore[assignment]  # import raises ImportError
+        try:
+            result = run_in_process(*args, "--data-dir", str(DATA_DIR), cwd=trained, command="keras_parity")
+        finally:
+            if keras_model is None:
+                sys.modules.pop("keras_parity.keras_model", None)
+            else:
+                sys.modules["keras_parity.keras_model"] = keras_model
+        results[f"keras-parity {name}"] = result
     return {name: (result, before, snapshot(trained)) for name, result in results.items()}
 
 

@@ -104,7 +104,7 @@ def place(placement: Placement, keras: bool) -> None:
     if keras:
         import tensorflow as tf
 
-        import keras_parity.preload  # noqa: F401 - TensorBoard bound to TensorFlow, as in the server
+        import keras_parity.preload  # noqa: F401 - TensorFlow imported as in the server, its start-up log silenced
 
         tf.config.threading.set_intra_op_parallelism_threads(placement.threads)
         tf.config.threading.set_inter_op_parallelism_threads(placement.threads)
