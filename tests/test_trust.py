@@ -342,16 +342,10 @@ def refused(trained) -> dict[str, tuple[subprocess.CompletedProcess, list[str], 
     before = snapshot(trained)
     results = {name: run_in_process(*args, cwd=trained) for name, (args, _) in MISTAKES.items()}
     for name, (args, message) in KERAS_MISTAKES.items():
-        keras_model = sys.modules.get("keras_parity.keras_model")
-        if "readable Keras model" not in message:
-            sys.modules["keras_parity.keras_model"] = None  # type: ignore[assignment]  # import raises ImportError
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            if "readable Keras model" not in message:
+                patch.setitem(sys.modules, "keras_parity.keras_model", None)  # importing it raises ImportError
             result = run_in_process(*args, "--data-dir", str(DATA_DIR), cwd=trained, command="keras_parity")
-        finally:
-            if keras_model is None:
-                sys.modules.pop("keras_parity.keras_model", None)
-            else:
-                sys.modules["keras_parity.keras_model"] = keras_model
         results[f"keras-parity {name}"] = result
     return {name: (result, before, snapshot(trained)) for name, result in results.items()}
 

@@ -102,9 +102,7 @@ def place(placement: Placement, keras: bool) -> None:
     torch.set_num_threads(placement.threads)
     torch.set_num_interop_threads(placement.threads)
     if keras:
-        import tensorflow as tf
-
-        import keras_parity.preload  # noqa: F401 - TensorFlow imported as in the server, its start-up log silenced
+        from keras_parity.preload import tensorflow as tf  # imported as in the server: its start-up log silenced
 
         tf.config.threading.set_intra_op_parallelism_threads(placement.threads)
         tf.config.threading.set_inter_op_parallelism_threads(placement.threads)
