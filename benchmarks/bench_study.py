@@ -12,6 +12,11 @@ commands ``lab-cnn study`` ran before it had workers (``study.commands``: ``pyth
 ``python -m keras_parity`` to train and then to test), timed from outside. Printed, written as JSON and
 appended to benchmarks/RESULTS.md with the machine's details.
 
+What the machine allows is measured beside them: the framework-free training loop of the lab's net
+(``benchmarks.plain``, case (b) of ``make bench``) twice one after the other with 2 threads, and twice at
+once with 1 thread each. Its ratio is how much two runs at once can gain on these cores when a run is
+nothing but its training: no runner of studies does better than that.
+
     python -m benchmarks.bench_study [--epochs 1] [--seeds 2] [--limit-batches N]
 """
 
@@ -98,7 +103,29 @@ def process_overhead(args: argparse.Namespace) -> dict[str, float]:
     return overhead
 
 
-def table(studies: dict[str, dict[int, dict]], alone: dict[str, float]) -> str:
+def plain_loops(args: argparse.Namespace) -> dict[str, float]:
+    """Seconds of two plain training loops one after the other with 2 threads each, and at once with 1."""
+
+    def start(tmp: str, i: int, threads: int) -> subprocess.Popen:
+        limit = [f"--limit-batches={args.limit_batches}"] if args.limit_batches else []
+        argv = [sys.executable, "-m", "benchmarks.plain", "--loader", "tensors", "--epochs", str(args.epochs)]
+        argv += [*limit, "--threads", str(threads), "--data-dir", args.data_dir, "--result", f"{tmp}/{i}.json"]
+        return subprocess.Popen(argv, cwd=REPO)
+
+    def loop_seconds(tmp: str, procs: list[subprocess.Popen]) -> list[float]:
+        if any(proc.wait() for proc in procs):
+            sys.exit("make bench-study: a plain loop failed (its output above)")
+        return [json.loads(Path(tmp, f"{i}.json").read_text())["loop_s"] for i in range(len(procs))]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print("== the plain loop twice, one after the other, 2 threads each", flush=True)
+        after = [loop_seconds(tmp, [start(tmp, 0, 2)])[0] for _ in range(2)]
+        print("== the plain loop twice at once, 1 thread each", flush=True)
+        together = loop_seconds(tmp, [start(tmp, i, 1) for i in range(2)])
+    return {"one_after_the_other_s": sum(after), "at_once_s": max(together)}
+
+
+def table(studies: dict[str, dict[int, dict]], alone: dict[str, float], plain: dict[str, float]) -> str:
     lines = [
         "| study | runs | --workers 1 wall s | --workers 2 wall s | ratio | threads per run (1 / 2) "
         "| training s per run (1 / 2) | overhead s per run (1 / 2) | overhead as a process of its own s |",
@@ -113,7 +140,13 @@ def table(studies: dict[str, dict[int, dict]], alone: dict[str, float]) -> str:
             f"| {one['overhead_s']:.1f} / {two['overhead_s']:.1f} | {alone[framework]:.1f} |"
         )
     ratio = sum(by[2]["wall_s"] for by in studies.values()) / sum(by[1]["wall_s"] for by in studies.values())
+    ceiling = plain["at_once_s"] / plain["one_after_the_other_s"]
     lines += [
+        "",
+        "| what the machine allows: the plain training loop (b), twice | one after the other, 2 threads each, s "
+        "| at once, 1 thread each, s | ratio |",
+        "| --- | ---: | ---: | ---: |",
+        f"| training loop seconds | {plain['one_after_the_other_s']:.1f} | {plain['at_once_s']:.1f} | {ceiling:.2f} |",
         "",
         "| goal | measured | wanted | met |",
         "| --- | ---: | --- | --- |",
@@ -135,13 +168,15 @@ def main() -> None:
     args.data_dir = str(Path(args.data_dir).resolve())
     studies = {name: {w: run_study(args, study, w) for w in (1, 2)} for name, study in STUDIES.items()}
     alone = process_overhead(args)
-    report = table(studies, alone)
+    plain = plain_loops(args)
+    report = table(studies, alone, plain)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join(["python -m benchmarks.bench_study", *sys.argv[1:]])
     print(f"\n{report}")
     results = {
         **{f"{name}: --workers {w}": r for name, by in studies.items() for w, r in by.items()},
         "process_per_run_overhead_s": alone,
+        "plain_loop_twice": plain,
     }
     Path(args.json).write_text(
         json.dumps({"when": when, "machine": versions(), "command": command, "results": results}, indent=2)

@@ -72,8 +72,11 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--data-dir", default="data")
+    p.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's, one per core)")
     p.add_argument("--result", required=True, help="JSON file to write")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     device = torch.device(args.device)
     make = tensor_batches if args.loader == "tensors" else torchvision_batches

@@ -26,14 +26,16 @@ def run(
     *args: str, cwd: Path, command: str = "lab_cnn", timeout: int = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """``lab-cnn ARGS`` (``command`` ``lab_cnn``) or ``keras-parity ARGS`` (``keras_parity``) in ``cwd``: its exit
-    code, stdout and stderr. Without ``env``, lab-cnn is called in this process (:func:`run_in_process`); with
-    ``env`` (added to the environment), and keras-parity always, ``python -m <command>`` in a process of its own,
-    for what the process is the point of: signals, what a process prints to its console (Lightning's log
-    handler writes to the stderr the process started with), DDP, import order, threads, a clock to stop it
-    (``timeout`` is for a process only); and keras-parity's trainings and tests, each with a TensorFlow runtime
-    of its own as a user's command has (its refusals, which start none, are called in-process by test_trust)."""
-    if env is None and command == "lab_cnn":
-        return run_in_process(*args, cwd=cwd)
+    code, stdout and stderr. Without ``env``, the command is called in this process (:func:`run_in_process`); with
+    ``env`` (added to the environment), ``python -m <command>`` in a process of its own, for what the process is
+    the point of: signals, what a process prints to its console (Lightning's log handler writes to the stderr the
+    process started with), DDP, import order, threads, a clock to stop it (``timeout`` is for a process only).
+    keras-parity's ``--mode train`` and ``--mode summary`` always get a process of their own, as a user's command
+    has: TensorFlow's seed and op determinism are set once per process, and Keras numbers the layers it builds
+    per process (a second model's layers are ``conv2d_1``, ...), which its summary and histograms show."""
+    mode = args[args.index("--mode") + 1] if "--mode" in args[:-1] else None
+    if env is None and (command == "lab_cnn" or mode not in ("train", "summary")):
+        return run_in_process(*args, cwd=cwd, command=command)
     return subprocess.run(
         [sys.executable, "-m", command, *args],
         cwd=cwd,

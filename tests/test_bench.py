@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import DATA_DIR, REPO
 
 
@@ -45,3 +47,27 @@ def test_bench_times_lab_cnn_fit_and_the_plain_loop_and_reports_the_goals(tmp_pa
     assert "| training loop (a) / (b) |" in table and "| peak RSS of (a), MB |" in table
     assert "| training loop (d) / (a) port | n/a |" in table  # cases not run are not guessed
     assert set((REPO / "lightning_logs").glob("bench/*")) == logs_before  # the runs leave no logs behind
+
+
+@pytest.mark.long
+def test_bench_study_times_both_worker_counts_and_what_the_machine_allows(tmp_path) -> None:
+    out, md = tmp_path / "results.json", tmp_path / "RESULTS.md"
+    argv = ["--seeds", "1", "--limit-batches", "3", "--data-dir", str(DATA_DIR), "--json", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_study", *argv, "--results-md", str(md)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    for name, runs in (("lab-cnn", 2), ("Keras", 1)):
+        one, two = results[f"{name}: --workers 1"], results[f"{name}: --workers 2"]
+        assert one["runs"] == two["runs"] == runs and one["threads"] == [2] and two["threads"] == [1]
+        assert 0 < one["training_s"] < one["wall_s"] and 0 < two["overhead_s"]
+    plain = results["plain_loop_twice"]
+    assert 0 < plain["at_once_s"] and 0 < plain["one_after_the_other_s"]
+    table = md.read_text()
+    assert "| wall time --workers 2 / --workers 1, both studies |" in table
+    assert "| what the machine allows: the plain training loop (b), twice |" in table

@@ -100,12 +100,12 @@ def photos(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    """A 2-epoch baseline (about 95% on the test images)."""
+    """The baseline net trained one epoch at a faster rate than the lab's (97% on the test images, where the
+    lab's recipe takes 5 epochs): the photos' tests need a net that reads digits well, not the lab's numbers."""
     folder = tmp_path_factory.mktemp("fit")
+    faster = ["--model.init_args.lr", "0.05", "--model.init_args.momentum", "0.9", "--trainer.max_epochs", "1"]
     result = run(
-        *fit_args(
-            "baseline.yaml", "--trainer.max_epochs", "2", "--inspect", "false", "--trainer.enable_progress_bar", "false"
-        ),
+        *fit_args("baseline.yaml", *faster, "--inspect", "false", "--trainer.enable_progress_bar", "false"),
         cwd=folder,
     )
     assert result.returncode == 0, result.stderr

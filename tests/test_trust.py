@@ -443,7 +443,7 @@ def test_keras_parity_checks_its_arguments_before_training(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["missing", "empty", "truncated", "corrupted"])
-def test_bad_data_files_get_one_line(damage: str, tmp_path) -> None:
+def test_bad_data_files_get_one_line(damage: str, tmp_path, monkeypatch) -> None:
     raw = mnist.raw_dir(tmp_path / "data")
     shutil.copytree(mnist.raw_dir(DATA_DIR), raw)
     path = raw / "train-images-idx3-ubyte"
@@ -452,10 +452,11 @@ def test_bad_data_files_get_one_line(damage: str, tmp_path) -> None:
         path.unlink()
     else:
         path.write_bytes({"empty": b"", "truncated": data[:1000], "corrupted": data[:-1] + b"\x01"}[damage])
-    # a missing file is fetched when a source answers; here pip finds no index, and torchvision's hosts
-    # do not answer on this machine, so nothing can fetch it
-    offline = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
-    result = run(*fit_args("baseline.yaml", "--data.data_dir", str(tmp_path / "data")), cwd=tmp_path, env=offline)
+    # a missing file is fetched when a source answers; here pip (a child process, of this environment) finds
+    # no index, and torchvision's hosts do not answer on this machine, so nothing can fetch it
+    for name, value in {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}.items():
+        monkeypatch.setenv(name, value)
+    result = run_in_process(*fit_args("baseline.yaml", "--data.data_dir", str(tmp_path / "data")), cwd=tmp_path)
     line = one_line_error(result)
     assert "train-images-idx3-ubyte" in line
     if damage == "missing":
@@ -463,9 +464,9 @@ def test_bad_data_files_get_one_line(damage: str, tmp_path) -> None:
     else:
         assert mnist.MD5["train-images-idx3-ubyte"] in line and "lab-cnn data" in line
     assert not (tmp_path / "lightning_logs").exists()
-    keras = run(
-        "--mode", "train", "--data-dir", str(tmp_path / "data"), cwd=tmp_path, command="keras_parity", env=offline
-    )
+    monkeypatch.setitem(sys.modules, "keras_parity.keras_model", None)  # the data is checked before TensorFlow
+    train = ["--mode", "train", "--data-dir", str(tmp_path / "data")]
+    keras = run_in_process(*train, cwd=tmp_path, command="keras_parity")
     assert "train-images-idx3-ubyte" in one_line_error(keras, "keras-parity")
 
 
