@@ -30,11 +30,11 @@ def run(
     ``env`` (added to the environment), ``python -m <command>`` in a process of its own, for what the process is
     the point of: signals, what a process prints to its console (Lightning's log handler writes to the stderr the
     process started with), DDP, import order, threads, a clock to stop it (``timeout`` is for a process only).
-    keras-parity's ``--mode train`` and ``--mode summary`` always get a process of their own, as a user's command
-    has: TensorFlow's seed and op determinism are set once per process, and Keras numbers the layers it builds
-    per process (a second model's layers are ``conv2d_1``, ...), which its summary and histograms show."""
-    mode = args[args.index("--mode") + 1] if "--mode" in args[:-1] else None
-    if env is None and (command == "lab_cnn" or mode not in ("train", "summary")):
+    keras-parity's trainings (``--mode train``) always get a process of their own, as a user's command has: a
+    training seeds TensorFlow's global generator and turns on its op determinism, which then hold for everything
+    after it in that process."""
+    training = command == "keras_parity" and "--mode" in args[:-1] and args[args.index("--mode") + 1] == "train"
+    if env is None and not training:
         return run_in_process(*args, cwd=cwd, command=command)
     return subprocess.run(
         [sys.executable, "-m", command, *args],
