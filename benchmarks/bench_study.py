@@ -13,8 +13,9 @@ commands ``lab-cnn study`` ran before it had workers (``study.commands``: ``pyth
 appended to benchmarks/RESULTS.md with the machine's details.
 
 What the machine allows is measured beside them: the framework-free training loop of the lab's net
-(``benchmarks.plain``, case (b) of ``make bench``) twice one after the other with 2 threads, and twice at
-once with 1 thread each. Its ratio is how much two runs at once can gain on these cores when a run is
+(``benchmarks.plain``, case (b) of ``make bench``) twice one after the other with the threads of a run of
+``--workers 1``, and twice at once with those of a run of ``--workers 2`` (here 2 and 1). Its ratio is
+how much two runs at once can gain on these cores when a run is
 nothing but its training: no runner of studies does better than that.
 
     python -m benchmarks.bench_study [--epochs 1] [--seeds 2] [--limit-batches N]
@@ -103,8 +104,9 @@ def process_overhead(args: argparse.Namespace) -> dict[str, float]:
     return overhead
 
 
-def plain_loops(args: argparse.Namespace) -> dict[str, float]:
-    """Seconds of two plain training loops one after the other with 2 threads each, and at once with 1."""
+def plain_loops(args: argparse.Namespace, alone: int, shared: int) -> dict:
+    """Seconds of two plain training loops one after the other with ``alone`` threads each, and at once with
+    ``shared`` (the threads of a study's runs with one worker and with two)."""
 
     def start(tmp: str, i: int, threads: int) -> subprocess.Popen:
         limit = [f"--limit-batches={args.limit_batches}"] if args.limit_batches else []
@@ -118,14 +120,14 @@ def plain_loops(args: argparse.Namespace) -> dict[str, float]:
         return [json.loads(Path(tmp, f"{i}.json").read_text())["loop_s"] for i in range(len(procs))]
 
     with tempfile.TemporaryDirectory() as tmp:
-        print("== the plain loop twice, one after the other, 2 threads each", flush=True)
-        after = [loop_seconds(tmp, [start(tmp, 0, 2)])[0] for _ in range(2)]
-        print("== the plain loop twice at once, 1 thread each", flush=True)
-        together = loop_seconds(tmp, [start(tmp, i, 1) for i in range(2)])
-    return {"one_after_the_other_s": sum(after), "at_once_s": max(together)}
+        print(f"== the plain loop twice, one after the other, {alone} thread(s) each", flush=True)
+        after = [loop_seconds(tmp, [start(tmp, 0, alone)])[0] for _ in range(2)]
+        print(f"== the plain loop twice at once, {shared} thread(s) each", flush=True)
+        together = loop_seconds(tmp, [start(tmp, i, shared) for i in range(2)])
+    return {"one_after_the_other_s": sum(after), "at_once_s": max(together), "threads": [alone, shared]}
 
 
-def table(studies: dict[str, dict[int, dict]], alone: dict[str, float], plain: dict[str, float]) -> str:
+def table(studies: dict[str, dict[int, dict]], alone: dict[str, float], plain: dict) -> str:
     lines = [
         "| study | runs | --workers 1 wall s | --workers 2 wall s | ratio | threads per run (1 / 2) "
         "| training s per run (1 / 2) | overhead s per run (1 / 2) | overhead as a process of its own s |",
@@ -143,10 +145,11 @@ def table(studies: dict[str, dict[int, dict]], alone: dict[str, float], plain: d
     ceiling = plain["at_once_s"] / plain["one_after_the_other_s"]
     lines += [
         "",
-        "| what the machine allows: the plain training loop (b), twice | one after the other, 2 threads each, s "
-        "| at once, 1 thread each, s | ratio |",
-        "| --- | ---: | ---: | ---: |",
-        f"| training loop seconds | {plain['one_after_the_other_s']:.1f} | {plain['at_once_s']:.1f} | {ceiling:.2f} |",
+        "| what the machine allows: the plain training loop (b), twice | threads per run (1 / 2) "
+        "| one after the other, s | at once, s | ratio |",
+        "| --- | --- | ---: | ---: | ---: |",
+        f"| training loop seconds | {' / '.join(map(str, plain['threads']))} | {plain['one_after_the_other_s']:.1f} "
+        f"| {plain['at_once_s']:.1f} | {ceiling:.2f} |",
         "",
         "| goal | measured | wanted | met |",
         "| --- | ---: | --- | --- |",
@@ -168,7 +171,7 @@ def main() -> None:
     args.data_dir = str(Path(args.data_dir).resolve())
     studies = {name: {w: run_study(args, study, w) for w in (1, 2)} for name, study in STUDIES.items()}
     alone = process_overhead(args)
-    plain = plain_loops(args)
+    plain = plain_loops(args, *(studies["lab-cnn"][w]["threads"][0] for w in (1, 2)))
     report = table(studies, alone, plain)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join(["python -m benchmarks.bench_study", *sys.argv[1:]])
