@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from keras_parity.nets import ACTIVATIONS, CONV_DROPOUT, DENSE_DROPOUT, POOL_SIZE, keras_names
+from keras_parity.preload import native_stderr_silenced  # TensorFlow and Keras, imported silenced
 from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES, output_size
 from lab_cnn.validators import choice, positive_int
 
-
-@contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Nothing written to the process's stderr by native code (Python exceptions still show, afterwards)."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-# TensorFlow's C++ start-up log (how it was built; on a machine without a GPU, "failed call to cuInit")
-# ignores TF_CPP_MIN_LOG_LEVEL since TensorFlow 2.20: it is written while TensorFlow loads and looks
-# for devices, so that is when it is silenced.
+# Looking for devices writes to stderr too (on a machine without a GPU, "failed call to cuInit"), so it is
+# done here, silenced, once.
 with native_stderr_silenced():
     import keras
     import tensorflow as tf
