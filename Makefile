@@ -51,7 +51,7 @@ test: ## Lint, then run the fast test suite (not the tests marked slow or long; 
 	$(MAKE) --no-print-directory -j3 $(if $(filter output-sync,$(.FEATURES)),--output-sync=target) lint data browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-test-long: data ## Run the tests marked long: end-to-end checks of a minute or more each (CI runs them after make test)
+test-long: data ## Run the tests marked long: end-to-end checks of half a minute or more each (CI runs them after make test)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m long
 
 lint: setup ## Check the code with ruff and mypy (their settings in pyproject.toml)

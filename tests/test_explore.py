@@ -318,6 +318,7 @@ def test_a_digit_drawn_with_the_mouse_in_chromium_shows_its_prediction_and_every
         driver.quit()
 
 
+@pytest.mark.long  # a server started, used, stopped, and a second one on its port (47 s in the suite)
 def test_stopped_by_sigterm_the_server_removes_its_uploads_and_a_stale_port_is_free_again(trained, tmp_path) -> None:
     """SIGTERM (a service manager, a closed terminal's SIGHUP alike) stops it as Ctrl-C does; its port, with a
     connection of the stopped server still closing, is free for the next one (uvicorn binds with SO_REUSEADDR)."""

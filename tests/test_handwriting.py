@@ -135,12 +135,14 @@ def read(checkpoint, photos) -> dict[str, dict[str, str]]:
     return {kind: predictions(checkpoint, photos / kind) for kind in kinds}
 
 
+@pytest.mark.long  # uses `checkpoint`: the net trained, then nine predict commands (77 s in the suite)
 def test_clean_renders_are_read_as_the_originals(read) -> None:
     _, labels = load_split(str(DATA_DIR), train=False)
     correct = sum(read["clean"][f"{i:03d}"] == str(int(labels[i])) for i in range(DIGITS))
     assert correct >= 0.9 * DIGITS
 
 
+@pytest.mark.long  # uses `checkpoint`
 @pytest.mark.parametrize("kind", list(PHOTOS))
 def test_a_photo_is_read_as_its_clean_render(kind: str, read, checkpoint) -> None:
     agree = sum(read[kind][name] == digit for name, digit in read["clean"].items())
@@ -165,6 +167,7 @@ def test_a_speck_in_a_huge_frame_is_warned_about_and_a_blank_page_skipped(tmp_pa
         mnist_style(Image.new("L", (200, 200), 255))
 
 
+@pytest.mark.long  # uses `checkpoint`
 def test_unreadable_files_are_named_and_skipped(checkpoint, photos, tmp_path) -> None:
     folder = tmp_path / "mixed"
     shutil.copytree(photos / "clean", folder)

@@ -242,6 +242,7 @@ def test_bad_geometry_and_names_are_refused_on_both_sides() -> None:
         build_model(activation="swish")
 
 
+@pytest.mark.long  # a training and a test as keras-parity commands, TensorFlow imported by each (34 s in the suite)
 def test_keras_parity_train_test_and_summary_commands(tmp_path) -> None:
     common = ["--data-dir", str(DATA_DIR), "--model_path", "models/run/mnist_cnn.keras"]
     trained = run(
@@ -314,6 +315,7 @@ def trainings(tmp_path_factory) -> tuple[Path, dict[str, subprocess.CompletedPro
     return folder, results, first
 
 
+@pytest.mark.long  # uses `trainings`: three keras-parity trainings as processes (58 s in the suite)
 def test_each_training_gets_a_version_folder_and_overwrite_replaces_the_model(trainings) -> None:
     folder, results, first = trainings
     assert sorted(run_versions(folder / SHARED)) == [0, 1, 2]
@@ -329,6 +331,7 @@ def test_each_training_gets_a_version_folder_and_overwrite_replaces_the_model(tr
     assert not list((folder / "models").glob(".*"))  # no temporary file left
 
 
+@pytest.mark.long  # uses `trainings`
 def test_a_test_logs_into_the_run_that_trained_the_model_at_its_last_step(trainings) -> None:
     folder, _, _ = trainings
     for model, version in (("a", 2), ("b", 1)):
@@ -343,6 +346,7 @@ def test_a_test_logs_into_the_run_that_trained_the_model_at_its_last_step(traini
     assert sorted(run_versions(folder / SHARED)) == [0, 1, 2]  # no folder more
 
 
+@pytest.mark.long  # uses `trainings`
 def test_a_model_keras_parity_did_not_train_logs_to_a_new_version_at_step_0(trainings) -> None:
     folder, _, _ = trainings
     models = folder / "models"
@@ -384,6 +388,7 @@ REFUSED = {
 }
 
 
+@pytest.mark.long  # uses `trainings`
 @pytest.mark.parametrize("case", list(REFUSED))
 def test_writing_over_a_model_or_into_another_runs_folder_is_refused_and_changes_nothing(case, trainings) -> None:
     folder, _, _ = trainings

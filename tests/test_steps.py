@@ -44,6 +44,9 @@ def fit_with_steps(tmp_path: Path, config: str, k: int, *extra: str) -> tuple[st
     return line, scalars(tmp_path / "lightning_logs" / f"k{k}" / "version_0", with_steps=True)
 
 
+# Five trainings of up to 2 epochs (84 s in the suite): make test-long. make test keeps K = 1 vs K = 8 on 45
+# batches (tests/test_api.py).
+@pytest.mark.long
 @pytest.mark.parametrize(
     ("config", "ks", "extra"),
     [

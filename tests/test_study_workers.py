@@ -239,6 +239,7 @@ def loopback(ip: str) -> bool:
     return address.is_loopback or getattr(address, "ipv4_mapped", None) is not None and address.ipv4_mapped.is_loopback
 
 
+@pytest.mark.long  # a private Ray cluster started, a study on it, a task killed (54 s in the suite)
 def test_ray_local_listens_on_127_0_0_1_only_starts_no_dashboard_and_retries_a_killed_task(tmp_path) -> None:
     import psutil
 
@@ -268,6 +269,7 @@ def test_ray_local_listens_on_127_0_0_1_only_starts_no_dashboard_and_retries_a_k
     assert len(runs) == 2 and len(list(tmp_path.glob("lightning_logs/studies/*/version_*"))) == 2
 
 
+@pytest.mark.long  # a study as a process with -X importtime, then a refused one (29 s in the suite)
 def test_ray_is_imported_with_ray_only_and_without_it_ray_is_one_line(tmp_path) -> None:
     study_file(tmp_path, keras=False)
     local = subprocess.run(

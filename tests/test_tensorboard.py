@@ -47,6 +47,7 @@ def tags(mux: EventMultiplexer, kind: str) -> set[str]:
     return {t for run_tags in mux.Runs().values() for t in run_tags.get(kind, [])}
 
 
+@pytest.mark.long  # uses `fitted`: a 2-epoch run with every inspection and a Keras run (70 s in the suite)
 def test_fit_logs_scalars_histograms_graph_images_and_hparams(fitted) -> None:
     run_dir, line = fitted
     mux = events(run_dir)
@@ -72,6 +73,7 @@ def test_fit_logs_scalars_histograms_graph_images_and_hparams(fitted) -> None:
     assert "_hparams_/experiment" not in acc.PluginTagToContent("hparams")  # TensorBoard lists every run's knobs
 
 
+@pytest.mark.long  # uses `fitted`
 def test_test_logs_every_layers_feature_maps_of_one_digit_per_class(fitted) -> None:
     """test/feature_maps/<layer>, at the run's last step: the 10 digits one under the other, each layer as
     wide as its maps and as tall as 10 rows of them (read back with TensorBoard's reader, decoded as PNG)."""
@@ -100,6 +102,7 @@ def test_test_logs_every_layers_feature_maps_of_one_digit_per_class(fitted) -> N
     assert heights["fc1"] == 10 * (5 * 12 + 2 * 2)
 
 
+@pytest.mark.long  # uses `fitted`
 def test_both_frameworks_log_at_the_optimizer_step(fitted) -> None:
     run_dir, _ = fitted
     steps = {tag: [step for step, _ in values] for tag, values in scalars(run_dir, with_steps=True).items()}
@@ -109,6 +112,7 @@ def test_both_frameworks_log_at_the_optimizer_step(fitted) -> None:
     assert [e.step for e in keras.Tensors("train/loss")] == [8] and [e.step for e in keras.Tensors("test/acc")] == [8]
 
 
+@pytest.mark.long  # uses `fitted`
 def test_confusion_counts_add_up_to_the_test_set_and_its_trace_to_the_lab_line(fitted) -> None:
     run_dir, line = fitted
     acc = events(run_dir).GetAccumulator(".")
@@ -136,6 +140,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.long  # uses `fitted`
 def test_tensorboard_shows_both_frameworks_runs_scalars_and_knobs(fitted) -> None:
     run_dir, _ = fitted
     port = free_port()
