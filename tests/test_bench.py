@@ -12,7 +12,7 @@ from lab_cnn.studies.workers import cores
 from tests.helpers import DATA_DIR, REPO
 
 
-@pytest.mark.long  # the benchmark's four trainings, short (35 s in the suite)
+@pytest.mark.long  # the benchmark's cases (a) and (b) on 20 batches, as a process (35 s in the suite)
 def test_bench_times_lab_cnn_fit_and_the_plain_loop_and_reports_the_goals(tmp_path) -> None:
     out, md = tmp_path / "results.json", tmp_path / "RESULTS.md"
     logs_before = set((REPO / "lightning_logs").glob("bench/*"))

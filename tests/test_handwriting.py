@@ -135,7 +135,7 @@ def read(checkpoint, photos) -> dict[str, dict[str, str]]:
     return {kind: predictions(checkpoint, photos / kind) for kind in kinds}
 
 
-@pytest.mark.long  # uses `checkpoint`: the net trained, then nine predict commands (77 s in the suite)
+@pytest.mark.long  # uses `checkpoint`: the net trained, then a predict command per kind of photo (77 s in the suite)
 def test_clean_renders_are_read_as_the_originals(read) -> None:
     _, labels = load_split(str(DATA_DIR), train=False)
     correct = sum(read["clean"][f"{i:03d}"] == str(int(labels[i])) for i in range(DIGITS))

@@ -242,7 +242,7 @@ def test_bad_geometry_and_names_are_refused_on_both_sides() -> None:
         build_model(activation="swish")
 
 
-@pytest.mark.long  # a training and a test as keras-parity commands, TensorFlow imported by each (34 s in the suite)
+@pytest.mark.long  # a keras-parity training as a process, then its test and a summary (34 s in the suite)
 def test_keras_parity_train_test_and_summary_commands(tmp_path) -> None:
     common = ["--data-dir", str(DATA_DIR), "--model_path", "models/run/mnist_cnn.keras"]
     trained = run(

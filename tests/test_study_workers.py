@@ -269,8 +269,8 @@ def test_ray_local_listens_on_127_0_0_1_only_starts_no_dashboard_and_retries_a_k
     assert len(runs) == 2 and len(list(tmp_path.glob("lightning_logs/studies/*/version_*"))) == 2
 
 
-@pytest.mark.long  # a study as a process with -X importtime, then a refused one (29 s in the suite)
-def test_ray_is_imported_with_ray_only_and_without_it_ray_is_one_line(tmp_path) -> None:
+@pytest.mark.long  # a study as a process with -X importtime (most of the 29 s this test and the next took as one)
+def test_a_local_study_does_not_import_ray(tmp_path) -> None:
     study_file(tmp_path, keras=False)
     local = subprocess.run(
         [sys.executable, "-X", "importtime", *command("--workers", "1", "--limit-batches", "1")[1:]],
@@ -282,6 +282,10 @@ def test_ray_is_imported_with_ray_only_and_without_it_ray_is_one_line(tmp_path) 
     )
     assert local.returncode == 0, local.stderr[-2000:]
     assert "| lab_cnn.studies.workers" in local.stderr and not re.search(r"\|\s+ray$", local.stderr, re.M)
+
+
+def test_without_ray_and_without_a_head_node_ray_is_one_line(tmp_path) -> None:
+    study_file(tmp_path, keras=False)
     without = "import sys; sys.modules['ray'] = None; from lab_cnn.cli import main; main(sys.argv[1:])"
     missing = subprocess.run(
         [sys.executable, "-c", without, *command("--ray", "local")[3:]],
