@@ -233,6 +233,7 @@ def train(args) -> None:
     folder = run_folder(args)
     mnist.ensure(args.data_dir)  # fetched when missing, refused when wrong
     from keras_parity.keras_model import build_model, keras
+    from keras_parity.preload import DETERMINISTIC_MAP_NOTICE, native_stderr_without
 
     if model_path.exists():
         print(f"keras-parity: --overwrite: this training replaces {model_path}", file=sys.stderr)
@@ -257,9 +258,9 @@ def train(args) -> None:
             (epoch + 1) * steps, {"train/loss": logs["loss"], "train/acc": logs["accuracy"]}
         ),
     )
-    model.fit(
-        x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=False, callbacks=[board, same_names], verbose=2
-    )
+    callbacks = [board, same_names]
+    with native_stderr_without(DETERMINISTIC_MAP_NOTICE):
+        model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=False, callbacks=callbacks, verbose=2)
     save(model, model_path, log_dir, step=args.epochs * steps)
     print(f"Saved the model to {model_path}; TensorBoard logs in {log_dir}")
 
@@ -275,12 +276,14 @@ def test(args) -> None:
             raise UserError(f"--run: {model_path} was trained in {log_dir}, where its test is logged; leave out --run")
         check_can_write("--run", log_dir)
     from keras_parity.keras_model import hp, tf  # after the checks that need no TensorFlow: a refusal is quick
+    from keras_parity.preload import DETERMINISTIC_MAP_NOTICE, native_stderr_without
 
     model = load(model_path)
     x, y = keras_arrays(args.data_dir, train=False)
     try:  # compiled here with the lab's loss and metric, whatever (or whether) it was compiled with
         model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-        loss, accuracy = model.evaluate(x, y, batch_size=args.batch_size, verbose=0)
+        with native_stderr_without(DETERMINISTIC_MAP_NOTICE):
+            loss, accuracy = model.evaluate(x, y, batch_size=args.batch_size, verbose=0)
         settings = hyperparameters(model)
     except (ValueError, TypeError, UserError) as e:
         raise UserError(
