@@ -197,6 +197,38 @@ def test_a_failing_variant_is_reported_and_the_others_finish_and_force_reruns(tm
     assert len(list(tmp_path.glob("lightning_logs/studies/*hidden_units=10*/version_*"))) == 2
 
 
+def test_what_a_killed_study_left_of_a_run_is_removed_and_the_run_made_once(tmp_path) -> None:
+    """A study killed outright (SIGKILL, a machine gone) cleans up nothing: the run it was making has a folder
+    without its end mark and no record. The same command removes that folder and makes the run again."""
+    tiny_study(tmp_path, only={"config": str(CONFIGS / "baseline.yaml")})
+    assert study(tmp_path).returncode == 0
+    [run_dir] = tmp_path.glob("lightning_logs/studies/*/version_0")
+    (run_dir / "study_run.json").unlink()  # as the killed study left it: no end mark ...
+    (tmp_path / TINY / "runs.json").write_text("{}\n")  # ... and no record
+    again = study(tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "1 run(s) to make" in again.stdout
+    assert [p.name for p in run_dir.parent.iterdir()] == ["version_0"] and (run_dir / "study_run.json").is_file()
+    assert len(json.loads((tmp_path / TINY / "runs.json").read_text())) == 1
+
+
+def test_a_second_study_into_a_report_being_made_is_refused_in_one_line(tmp_path) -> None:
+    import fcntl
+
+    tiny_study(tmp_path, only={"config": str(CONFIGS / "baseline.yaml")})
+    (tmp_path / TINY).mkdir(parents=True)
+    held = os.open(tmp_path / TINY, os.O_RDONLY)  # as the study making it holds it
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        refused = study(tmp_path)
+    finally:
+        os.close(held)
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        f"lab-cnn: error: {TINY}: another study is making this report's runs now; wait until it ends"
+    )
+    assert not list((tmp_path / TINY).iterdir()) and not (tmp_path / "lightning_logs").exists()
+
+
 def test_study_file_mistakes_are_one_line_errors(tmp_path) -> None:
     def mistake(spec: dict) -> str:
         path = tmp_path / "s.yaml"

@@ -12,13 +12,16 @@ numbers are read back from its event files (TensorBoard's reader) and added to t
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -438,8 +441,33 @@ def run_study(study: Study, seeds: int, force: bool, data_dir: str, folder: Path
     """Makes what is not recorded yet on ``engine``, adding each finished run to ``folder/runs.json`` as it
     finishes, and writes ``folder/study.yaml``; returns the failures, one line each."""
     check_folder(folder, study, force)
+    with held(folder):
+        return make_runs(study, seeds, force, data_dir, folder, engine)
+
+
+@contextmanager
+def held(folder: Path) -> Iterator[None]:
+    """``folder`` this study's alone while it makes runs (a lock on the folder, which goes with the process): a
+    second study making runs there at once would make the same runs twice and take the first's runs going for
+    what a stopped study left."""
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{folder}: another study is making this report's runs now; wait until it ends") from None
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def make_runs(study: Study, seeds: int, force: bool, data_dir: str, folder: Path, engine: Engine) -> list[str]:
+    """:func:`run_study`'s work, in its held folder."""
     runs = read_runs(folder)
     jobs = plan(study, seeds, force, folder, runs)
+    for job in jobs:  # what a study stopped without its clean-up (killed, or its machine gone) left of a run
+        job.discard()
     failures: list[str] = []
     if jobs:
         print(f"{len(jobs)} run(s) to make on {engine}", flush=True)
