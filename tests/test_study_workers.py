@@ -223,6 +223,27 @@ def test_a_ray_node_that_goes_away_mid_run_costs_no_run_and_makes_none_twice(tmp
     assert "Failed runs" not in (tmp_path / report / "report.md").read_text()
 
 
+def test_a_study_killed_outright_ends_its_runs_and_its_server_with_it(tmp_path) -> None:
+    """SIGKILL of ``lab-cnn study`` while a run trains: the run's process and the warm server end within
+    seconds (no run goes on to its end, to clash with the same command's rerun)."""
+    import psutil
+
+    study_file(tmp_path, keras=False)
+    process = subprocess.Popen(
+        command("--workers", "1"), cwd=tmp_path, env=QUIET, stdout=subprocess.PIPE, text=True
+    )  # a whole epoch: more than the seconds allowed below
+    assert process.stdout is not None
+    while ": running " not in (line := process.stdout.readline()):
+        assert line, "the study ended before a run started"
+    worker = int(re.search(r"\(pid (\d+)\)", line).group(1))
+    study_processes = descendants(process.pid)
+    assert worker in {p.pid for p in study_processes} and len(study_processes) >= 2  # the server and the run
+    process.kill()
+    process.wait()
+    _, alive = psutil.wait_procs(study_processes, timeout=10)
+    assert not alive, [p.cmdline()[:3] for p in alive]
+
+
 def descendants(pid: int) -> list:
     """A process's children and theirs (psutil.Process)."""
     import psutil

@@ -12,12 +12,13 @@ which a ``ProcessPoolExecutor`` would (its pool breaks). Up to N runs go at once
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import multiprocessing
 import os
+import select
 import signal
 import sys
+import threading
 import traceback
 from collections import deque
 from collections.abc import Iterator
@@ -31,7 +32,6 @@ from lab_cnn.studies.study import Job, Settings, run_variant
 RETRIES = 2  # a run whose worker died (killed, out of memory) is made again this many times; a mistake never
 PRELOAD = ["lab_cnn.lightning_cli", "lab_cnn.studies.workers", "keras_parity.cli"]
 TENSORFLOW = ["keras_parity.preload"]  # imported first, not started (keras_parity.keras_model would start it)
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
 GB_PER_RUN = 2  # memory per run the default number of workers leaves (a run holds MNIST, and TensorFlow for Keras)
 
 
@@ -118,13 +118,29 @@ def output_to(path: os.PathLike[str]) -> None:
     sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
 
-def work(result: Connection, job: Job, settings: Settings, data_dir: str, placement: Placement) -> None:
+def work(result: Connection, job: Job, settings: Settings, data_dir: str, placement: Placement, driver: int) -> None:
     """One run, in a fresh fork of the warm server: sends ``("done", record)`` or ``("failed", reason)``.
     A worker that ends without sending either died (a kill, the memory), and its run is made again."""
-    # Ends with the server, which ends with the driver: a killed driver leaves no run going to clash with its rerun
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    end_with(driver)
     gc.freeze()  # the server's imports live as long as the run: the collector need not walk them again and again
     result.send(make(job, settings, data_dir, placement))
+
+
+def end_with(driver: int) -> None:
+    """This process killed (SIGKILL) when the study's process ``driver`` ends, however it ends: a killed study
+    leaves no run going to clash with its rerun. Not PR_SET_PDEATHSIG, which would tie it to its parent, the
+    warm server: Python keeps a forkserver going while any process forked from it runs (each holds the
+    server's "alive" pipe), so the runs of a killed study would go on to their end."""
+    try:
+        ended = os.pidfd_open(driver)  # readable once the process has ended
+    except ProcessLookupError:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def watch() -> None:
+        select.select([ended], [], [])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="end-with-the-study", daemon=True).start()
 
 
 def make(job: Job, settings: Settings, data_dir: str, placement: Placement) -> tuple[str, Any]:
@@ -211,7 +227,7 @@ class LocalWorkers:
 
     def start(self, context: Any, job: Job, slot: int, settings: Settings, data_dir: str) -> Event:
         result, sending = context.Pipe(duplex=False)
-        process = context.Process(target=work, args=(sending, job, settings, data_dir, self.slots[slot]))
+        process = context.Process(target=work, args=(sending, job, settings, data_dir, self.slots[slot], os.getpid()))
         process.start()
         sending.close()  # the worker holds the only sending end: its death ends the pipe
         self.running[process.sentinel] = Running(process, result, job, slot)
