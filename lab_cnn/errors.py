@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -69,6 +71,8 @@ def exit_on_user_error(prog: str, command: Callable[[], object]) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's last flush goes nowhere
         sys.exit(1)
     except KeyboardInterrupt as e:
+        if threading.current_thread() is threading.main_thread():  # where a signal's handler can be set
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # it is leaving: a second Ctrl-C would cut that short
         print(f"{prog}: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         sys.exit(INTERRUPTED)
     except Exception as e:

@@ -350,3 +350,41 @@ def test_ctrl_c_stops_a_study_in_one_line_and_leaves_no_unfinished_run(tmp_path)
     )
     assert not list(tmp_path.glob("lightning_logs/studies/*/version_*"))  # the unfinished run is gone
     assert not list(tmp_path.glob("reports/*/logs/*.log")) and not list(tmp_path.glob("reports/*/runs.json"))
+
+
+@pytest.mark.parametrize("moment", ["as its warm server imports", "as its runs start, twice"])
+def test_ctrl_c_at_any_moment_of_a_study_prints_one_line_and_leaves_no_process(tmp_path, moment) -> None:
+    """Ctrl-C in a terminal reaches every process of the study (the server, the runs): none of them but the
+    study may print, and none may outlive it. Found: the server's traceback of an import, a run's of its job."""
+    baseline = str(CONFIGS / "baseline.yaml")
+    fc25 = {"config": baseline, "args": ["--model.init_args.hidden_units=25"]}
+    tiny_study(tmp_path, fc50={"config": baseline}, fc25=fc25)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab_cnn", "study", "tiny.yaml", "--data-dir", str(DATA_DIR), "--workers", "2"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=as_in_a_terminal,
+    )
+    assert process.stdout is not None
+    awaited = "run(s) to make on" if moment == "as its warm server imports" else ": running "
+    while awaited not in (line := process.stdout.readline()):
+        assert line, "the study ended first"
+    if moment == "as its warm server imports":
+        time.sleep(1)  # the server imports Lightning for several seconds here
+    os.killpg(process.pid, signal.SIGINT)
+    if moment.endswith("twice"):
+        time.sleep(0.05)  # as it stops
+        os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)  # once every process holding its output has ended
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines() == [
+        "lab-cnn: interrupted; no run had finished; the same command goes on from there"
+    ]
+    deadline = time.monotonic() + 10
+    with pytest.raises(ProcessLookupError):  # its process group is empty: no server, run or tracker left
+        while time.monotonic() < deadline:
+            os.killpg(process.pid, 0)
+            time.sleep(0.2)

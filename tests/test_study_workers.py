@@ -93,9 +93,13 @@ def started(process: subprocess.Popen, count: int) -> list[tuple[int, str]]:
 
 
 def training(folder: Path, key: str, timeout: float = 120) -> None:
-    """Wait until the run ``key`` has logged into its run folder: it is training."""
+    """Wait until the run ``key`` is training: it has logged into a run folder without the end mark (a folder
+    of the same run finished before, which ``--force`` makes again, does not count)."""
     deadline = time.monotonic() + timeout
-    while not list(folder.glob(f"lightning_logs/studies/{key}/version_*/events.*")):
+    while not any(
+        list(run.glob("events.*")) and not (run / "study_run.json").is_file()
+        for run in folder.glob(f"lightning_logs/studies/{key}/version_*")
+    ):
         assert time.monotonic() < deadline, f"{key} did not start training"
         time.sleep(0.1)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import select
 import signal
@@ -22,7 +23,9 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -106,6 +109,48 @@ def place(placement: Placement, keras: bool) -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(placement.threads)
         tf.config.threading.set_inter_op_parallelism_threads(placement.threads)
+
+
+def start_server(context: Any, keras: bool) -> None:
+    """The warm server started with Ctrl-C (SIGINT) blocked in it, and so in every run forked from it, from their
+    first instruction on (a thread's signal mask survives fork and exec). A terminal sends Ctrl-C to the whole
+    process group; the study's process stops its runs itself (:meth:`LocalWorkers.stop`), while the server cut
+    off in its imports, or a run in its set-up, would print a traceback over the study's one line."""
+    context.set_forkserver_preload((TENSORFLOW if keras else []) + PRELOAD)
+    # The server's start starts multiprocessing's resource tracker first, which unblocks SIGINT after starting
+    # it (CPython's fix of bpo-33613, Lib/multiprocessing/resource_tracker.py): started before, it leaves it as is
+    resource_tracker.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # this process's Ctrl-C, held meanwhile, acted on now
+    # Its imports (seconds) waited for here, where Ctrl-C stops the study at once (the server forks nothing before
+    # they end): the start of a run, which Ctrl-C waits for (LocalWorkers.start), then takes milliseconds
+    ready = context.Process(target=does_nothing, name="lab-cnn-server-ready")
+    ready.start()
+    ready.join()
+
+
+def does_nothing() -> None:
+    """The process :func:`start_server` starts to learn that the server is ready."""
+
+
+@contextmanager
+def ctrl_c_held(deliver: bool = True) -> Iterator[None]:
+    """Ctrl-C during the block held until it ends, then acted on as it would have been (``deliver``) or dropped.
+    Python raises KeyboardInterrupt in the main thread, between any two steps of the block; elsewhere, nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _: pressed.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed and deliver:
+        signal.raise_signal(signal.SIGINT)
 
 
 def output_to(path: os.PathLike[str]) -> None:
@@ -201,8 +246,7 @@ class LocalWorkers:
         # a fork of a process that started CUDA cannot use it
         os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
         context = multiprocessing.get_context("forkserver")
-        keras = any(job.variant.keras is not None for job in jobs)
-        context.set_forkserver_preload((TENSORFLOW if keras else []) + PRELOAD)
+        start_server(context, keras=any(job.variant.keras is not None for job in jobs))
         pending, free, deaths = deque(jobs), list(range(len(self.slots))), {job.key: 0 for job in jobs}
         try:
             while pending or self.running:
@@ -212,7 +256,8 @@ class LocalWorkers:
                     free.append(event.slot)
                     yield self.after_death(event, deaths, pending) if event.kind == "died" else event
         finally:
-            self.stop()
+            with ctrl_c_held(deliver=False):  # a second Ctrl-C while it stops: it is stopping
+                self.stop()
 
     def after_death(self, event: SlotEvent, deaths: dict[str, int], pending: deque[Job]) -> Event:
         """A dead worker's run, what it left removed: made again, up to RETRIES times, then failed."""
@@ -228,9 +273,10 @@ class LocalWorkers:
     def start(self, context: Any, job: Job, slot: int, settings: Settings, data_dir: str) -> Event:
         result, sending = context.Pipe(duplex=False)
         process = context.Process(target=work, args=(sending, job, settings, data_dir, self.slots[slot], os.getpid()))
-        process.start()
-        sending.close()  # the worker holds the only sending end: its death ends the pipe
-        self.running[process.sentinel] = Running(process, result, job, slot)
+        with ctrl_c_held():  # a fork cut off before it has its job prints a traceback: started and known, then stopped
+            process.start()
+            sending.close()  # the worker holds the only sending end: its death ends the pipe
+            self.running[process.sentinel] = Running(process, result, job, slot)
         return Event("started", job, self.where(slot, process.pid))
 
     def where(self, slot: int, pid: int | None) -> str:
