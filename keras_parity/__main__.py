@@ -1,3 +1,3 @@
-from keras_parity.cli import main
+from keras_parity import main
 
 main()

@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import yaml
 
 import lab_cnn
 from lab_cnn.data import BatchOrder, TensorBatches
-from tests.helpers import CONFIGS, DATA_DIR, REPO, fit_args, run, scalars
+from tests.helpers import CONFIGS, DATA_DIR, REPO, as_in_a_terminal, fit_args, run, scalars
 
 BASELINE = str(CONFIGS / "baseline.yaml")
 DATA = {"data_dir": str(DATA_DIR)}
@@ -316,6 +318,30 @@ def test_output_into_a_pipe_closed_early_ends_quietly(command: str) -> None:
         f"{sys.executable} {command} | head -c 5", shell=True, cwd=REPO, capture_output=True, text=True, timeout=300
     )
     assert len(result.stdout) == 5 and result.stderr == "", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("command", "prog"),
+    [("-m lab_cnn fit --config configs/baseline.yaml", "lab-cnn"), ("-m keras_parity --mode summary", "keras-parity")],
+)
+def test_ctrl_c_while_a_command_imports_is_one_line(command: str, prog: str) -> None:
+    """Ctrl-C in the seconds a command imports torch, then Lightning or Keras: one line and exit code 130, as
+    later on, not the traceback of an import."""
+    process = subprocess.Popen(
+        [sys.executable, *command.split()],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_in_a_terminal,
+    )
+    maps = Path(f"/proc/{process.pid}/maps")
+    while "libtorch_cpu.so" not in maps.read_text():  # torch's import under way; the rest comes after it
+        assert process.poll() is None, "it ended first"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and stderr.splitlines() == [f"{prog}: interrupted"], stderr[-2000:]
 
 
 def test_a_run_folder_that_cannot_be_written_gets_one_line(trained_run: Path) -> None:

@@ -53,15 +53,21 @@ def main(argv: list[str] | None = None, *, freeze_imports: bool = False) -> None
     elif args[0] in COMMANDS:
         exit_on_user_error(prog, lambda: COMMANDS[args[0]][0](args[1:]))
     elif args[0] in LIGHTNING_COMMANDS or args[0].startswith("-"):
-        from lab_cnn.lightning_cli import lightning_cli
-
-        if freeze_imports:
-            # The imported objects live until exit: the collector's full passes need not walk them again
-            # and again, and once more at exit (benchmarks/RESULTS.md has what that saves).
-            gc.freeze()
-        exit_on_user_error(prog, lambda: lightning_cli(argv, prog=prog))
+        exit_on_user_error(prog, lambda: lightning_command(argv, prog, freeze_imports))
     else:
         exit_on_user_error(prog, lambda: unknown_command(args[0]))
+
+
+def lightning_command(argv: list[str] | None, prog: str, freeze_imports: bool) -> None:
+    """fit, validate, test or predict; Lightning imported here, where Ctrl-C during its seconds of imports is
+    the one line it is later."""
+    from lab_cnn.lightning_cli import lightning_cli
+
+    if freeze_imports:
+        # The imported objects live until exit: the collector's full passes need not walk them again
+        # and again, and once more at exit (benchmarks/RESULTS.md has what that saves).
+        gc.freeze()
+    lightning_cli(argv, prog=prog)
 
 
 def unknown_command(name: str) -> None:
