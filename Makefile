@@ -14,21 +14,21 @@ TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 LAB := $(BIN)/lab-cnn
 
-.PHONY: help setup data browser train train-gpu test test-long lint study bench bench-study bench-explore explore tensorboard clean distclean
+.PHONY: help setup data browser train train-gpu test test-long lint study bench bench-study bench-setup bench-explore explore tensorboard clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed ## Create the venv (VENV, with PYTHON) if missing and install lab-cnn with its dev extra
+setup: $(VENV)/.installed ## Create the venv (VENV, with PYTHON) if missing and install lab-cnn with its dev extra (by uv, with pip's settings)
 
 # A new venv takes about 8.5 GB (torch's CUDA build and TensorFlow), and pip unpacks beside it: say so before
 # pip fails half-way for want of disk (measured on the folder the venv goes into, or the nearest that exists).
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml tools/install.py
 	@test -x $(BIN)/python || $(PYTHON) -c "import pathlib, shutil, sys; p = pathlib.Path('$(VENV)').expanduser().absolute(); \
 		free = shutil.disk_usage(next(d for d in (p, *p.parents) if d.exists())).free / 2**30; \
 		sys.exit(f'make setup: a new venv needs about 12 GB of disk; {free:.1f} GB free here') if free < 12 else None"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	$(BIN)/python tools/install.py
 	touch $@
 
 data: setup ## Fetch MNIST into DATA_DIR/MNIST/raw and verify its MD5s
@@ -67,6 +67,9 @@ bench: data ## Time lab-cnn against a plain loop, torchvision's loader and Keras
 
 bench-study: data ## Time short lab-cnn and Keras studies with --workers 2 against --workers 1, and each run's training and overhead (EPOCHS, default 1)
 	$(BIN)/python -m benchmarks.bench_study --epochs $(EPOCHS) --data-dir $(DATA_DIR)
+
+bench-setup: setup ## Time make setup's install by uv (tools/install.py) against pip's, each into a new venv
+	$(BIN)/python -m benchmarks.bench_setup
 
 bench-explore: data ## Time one update of the explorer's page (model time) for the lab net and the Keras port
 	$(BIN)/python -m benchmarks.bench_explore --data-dir $(DATA_DIR)
