@@ -9,7 +9,7 @@ from importlib import import_module
 from typing import Any
 
 import lab_cnn  # noqa: F401 - lets TensorFlow and torch share the process (lab_cnn.compat)
-from lab_cnn.errors import exit_on_user_error
+from lab_cnn.errors import console_command, exit_on_user_error
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -25,7 +25,7 @@ WHERE = {
 def main() -> None:
     """The ``keras-parity`` command (:func:`keras_parity.cli.main`), imported here, where Ctrl-C during its
     seconds of imports (torch's) is the one line it is later."""
-    exit_on_user_error("keras-parity", lambda: import_module("keras_parity.cli").main())
+    console_command(lambda: exit_on_user_error("keras-parity", lambda: import_module("keras_parity.cli").main()))
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -71,8 +70,6 @@ def exit_on_user_error(prog: str, command: Callable[[], object]) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's last flush goes nowhere
         sys.exit(1)
     except KeyboardInterrupt as e:
-        if threading.current_thread() is threading.main_thread():  # where a signal's handler can be set
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # it is leaving: a second Ctrl-C would cut that short
         print(f"{prog}: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         sys.exit(INTERRUPTED)
     except Exception as e:
@@ -81,3 +78,15 @@ def exit_on_user_error(prog: str, command: Callable[[], object]) -> None:
             raise
         print(f"{prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def console_command(command: Callable[[], object]) -> None:
+    """A console command's process (``lab-cnn``, ``keras-parity``): ``command``, which exits as
+    :func:`exit_on_user_error` has it; interrupted, the process ignores a second Ctrl-C while it leaves, which
+    would cut that short with a traceback (of a finalizer, say). Not for a call inside someone's Python."""
+    try:
+        command()
+    except SystemExit as e:
+        if e.code == INTERRUPTED:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise

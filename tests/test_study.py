@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
@@ -372,8 +373,15 @@ def test_ctrl_c_at_any_moment_of_a_study_prints_one_line_and_leaves_no_process(t
     awaited = "run(s) to make on" if moment == "as its warm server imports" else ": running "
     while awaited not in (line := process.stdout.readline()):
         assert line, "the study ended first"
-    if moment == "as its warm server imports":
-        time.sleep(1)  # the server imports Lightning for several seconds here
+    if moment == "as its warm server imports":  # torch loaded in it: Lightning's import follows, for seconds
+        deadline = time.monotonic() + 60
+        while not any(
+            "forkserver" in " ".join(child.cmdline())
+            and "libtorch_cpu.so" in Path(f"/proc/{child.pid}/maps").read_text()
+            for child in psutil.Process(process.pid).children()
+        ):
+            assert time.monotonic() < deadline, "no warm server importing torch"
+            time.sleep(0.01)
     os.killpg(process.pid, signal.SIGINT)
     if moment.endswith("twice"):
         time.sleep(0.05)  # as it stops

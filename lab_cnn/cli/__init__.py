@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lab_cnn.cli import commands
-from lab_cnn.errors import UserError, exit_on_user_error
+from lab_cnn.errors import UserError, console_command, exit_on_user_error
 from lab_cnn.parse_errors import did_you_mean
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
@@ -79,4 +79,4 @@ def unknown_command(name: str) -> None:
 def run() -> None:
     """The console commands (``lab-cnn``, ``lightning``, ``python -m lab_cnn``): :func:`main` in a process
     of its own."""
-    main(freeze_imports=True)
+    console_command(lambda: main(freeze_imports=True))

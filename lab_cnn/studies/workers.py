@@ -139,15 +139,20 @@ def does_nothing() -> None:
 @contextmanager
 def ctrl_c_held(deliver: bool = True) -> Iterator[None]:
     """Ctrl-C during the block held until it ends, then acted on as it would have been (``deliver``) or dropped.
-    Python raises KeyboardInterrupt in the main thread, between any two steps of the block; elsewhere, nothing."""
-    if threading.current_thread() is not threading.main_thread():
+    Python raises KeyboardInterrupt in the main thread, between any two steps of the block; elsewhere, nothing.
+    SIGINT is also blocked in the block: a server multiprocessing starts again in it (the first one died)
+    starts with it blocked, as :func:`start_server`'s does."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:  # None: set outside Python
         yield
         return
     pressed: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, _: pressed.append(number))
+    signal.signal(signal.SIGINT, lambda number, _: pressed.append(number))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one pressed meanwhile comes now, to the handler
         signal.signal(signal.SIGINT, previous)
     if pressed and deliver:
         signal.raise_signal(signal.SIGINT)
