@@ -21,8 +21,9 @@ help: ## List the targets
 
 setup: $(VENV)/.installed ## Create the venv (VENV, with PYTHON) if missing and install lab-cnn with its dev extra (by uv, with pip's settings)
 
-# A new venv takes about 8.5 GB (torch's CUDA build and TensorFlow), and pip unpacks beside it: say so before
-# pip fails half-way for want of disk (measured on the folder the venv goes into, or the nearest that exists).
+# A new venv takes about 8.5 GB (torch's CUDA build and TensorFlow), and the installer unpacks beside it (uv
+# into its cache, hard-linked into the venv on one file system): say so before it fails half-way for want of
+# disk (measured on the folder the venv goes into, or the nearest that exists).
 $(VENV)/.installed: pyproject.toml tools/install.py
 	@test -x $(BIN)/python || $(PYTHON) -c "import pathlib, shutil, sys; p = pathlib.Path('$(VENV)').expanduser().absolute(); \
 		free = shutil.disk_usage(next(d for d in (p, *p.parents) if d.exists())).free / 2**30; \
