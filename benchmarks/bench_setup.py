@@ -25,10 +25,11 @@ GOAL = 0.5  # uv's install in at most half pip's time, or make setup's switch to
 
 
 def installed(python: Path) -> set[str]:
-    """``name==version`` of each package in the venv of ``python``, names as PyPI normalizes them."""
+    """Each package in the venv of ``python`` as ``pip freeze`` gives it (``name==version``, or ``name @ URL``),
+    names as PyPI normalizes them."""
     frozen = subprocess.run([python, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True)
-    names = (line.partition("==") for line in frozen.stdout.split() if "==" in line)
-    return {f"{name.lower().replace('_', '-')}=={version}" for name, _, version in names if name != "uv"}
+    lines = [line.replace(" @ ", "@").partition("==" if "==" in line else "@") for line in frozen.stdout.splitlines()]
+    return {f"{name.lower().replace('_', '-')}{sep}{rest}" for name, sep, rest in lines if name and name != "uv"}
 
 
 def install(way: str, folder: Path) -> dict:
