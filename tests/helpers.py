@@ -68,6 +68,21 @@ def run_in_process(*args: str, cwd: Path, command: str = "lab_cnn") -> subproces
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
+def terminal_job(args: list[str], cwd: Path, **options: object) -> subprocess.Popen:
+    """``args`` started as a terminal's foreground job, which a test stops as Ctrl-C does (``os.killpg(pid,
+    SIGINT)``): a process group of its own, SIGINT as a terminal gives it, its output piped as text."""
+    return subprocess.Popen(
+        args,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=as_in_a_terminal,
+        **options,
+    )
+
+
 def as_in_a_terminal() -> None:
     """``preexec_fn`` of a command a test stops as Ctrl-C does: SIGINT as a terminal's foreground job has it. A
     test run started in the background by a shell without job control (``(make test &)``) hands every child

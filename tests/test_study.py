@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from lab_cnn.documented import documented
 from lab_cnn.errors import UserError
 from lab_cnn.studies.report import verdict, welch
 from lab_cnn.studies.study import Comparison, Variant, load_study
-from tests.helpers import CONFIGS, DATA_DIR, REPO, as_in_a_terminal, run
+from tests.helpers import CONFIGS, DATA_DIR, REPO, run, terminal_job
 
 LAB_TEST_ACC = {"fc50": 96.60, "fc25": 96.24, "two_conv": 97.45, "one_conv": 97.73}  # documented_results.yaml, in %
 TINY = Path("reports") / "tiny-1epochs-3batches"  # the tiny study's own folder: its settings are not the file's
@@ -330,14 +329,8 @@ def test_verdicts_follow_the_t_test() -> None:
 def test_ctrl_c_stops_a_study_in_one_line_and_leaves_no_unfinished_run(tmp_path) -> None:
     path = tiny_study(tmp_path, slow={"config": str(CONFIGS / "baseline.yaml")})
     path.write_text(path.read_text().replace("epochs: 1", "epochs: 5"))  # long enough to be interrupted
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lab_cnn", "study", "tiny.yaml", "--data-dir", str(DATA_DIR)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=as_in_a_terminal,
+    process = terminal_job(
+        [sys.executable, "-m", "lab_cnn", "study", "tiny.yaml", "--data-dir", str(DATA_DIR)], tmp_path
     )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("lightning_logs/studies/*/version_0/events.*")) and time.monotonic() < deadline:
@@ -360,14 +353,8 @@ def test_ctrl_c_at_any_moment_of_a_study_prints_one_line_and_leaves_no_process(t
     baseline = str(CONFIGS / "baseline.yaml")
     fc25 = {"config": baseline, "args": ["--model.init_args.hidden_units=25"]}
     tiny_study(tmp_path, fc50={"config": baseline}, fc25=fc25)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lab_cnn", "study", "tiny.yaml", "--data-dir", str(DATA_DIR), "--workers", "2"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=as_in_a_terminal,
+    process = terminal_job(
+        [sys.executable, "-m", "lab_cnn", "study", "tiny.yaml", "--data-dir", str(DATA_DIR), "--workers", "2"], tmp_path
     )
     assert process.stdout is not None
     awaited = "run(s) to make on" if moment == "as its warm server imports" else ": running "

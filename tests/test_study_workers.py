@@ -19,7 +19,7 @@ import yaml
 
 from lab_cnn.studies.cluster import MISSING
 from lab_cnn.studies.workers import cores, placements
-from tests.helpers import CONFIGS, DATA_DIR, QUIET, as_in_a_terminal
+from tests.helpers import CONFIGS, DATA_DIR, QUIET, terminal_job
 
 REPORT = Path("reports") / "tiny-1epochs-3batches"
 BASELINE = str(CONFIGS / "baseline.yaml")
@@ -123,16 +123,7 @@ def test_a_killed_worker_is_made_again_and_ctrl_c_then_the_same_command_finishes
     assert "Failed runs" not in (tmp_path / report / "report.md").read_text()
 
     # Ctrl-C (the whole process group, as a terminal sends it) with two runs going, then the same command
-    interrupted = subprocess.Popen(
-        [*args, "--force"],
-        cwd=tmp_path,
-        env=QUIET,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=as_in_a_terminal,
-    )
+    interrupted = terminal_job([*args, "--force"], tmp_path, env=QUIET)
     for _, key in started(interrupted, 2):
         training(tmp_path, key)
     os.killpg(interrupted.pid, signal.SIGINT)
