@@ -120,11 +120,8 @@ def start_server(context: Any, keras: bool) -> None:
     # The server's start starts multiprocessing's resource tracker first, which unblocks SIGINT after starting
     # it (CPython's fix of bpo-33613, Lib/multiprocessing/resource_tracker.py): started before, it leaves it as is
     resource_tracker.ensure_running()
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
+    with ctrl_c_held():  # this process's Ctrl-C, held meanwhile, acted on after
         multiprocessing.forkserver.ensure_running()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # this process's Ctrl-C, held meanwhile, acted on now
     # Its imports (seconds) waited for here, where Ctrl-C stops the study at once (the server forks nothing before
     # they end): the start of a run, which Ctrl-C waits for (LocalWorkers.start), then takes milliseconds
     ready = context.Process(target=does_nothing, name="lab-cnn-server-ready")
@@ -139,21 +136,21 @@ def does_nothing() -> None:
 @contextmanager
 def ctrl_c_held(deliver: bool = True) -> Iterator[None]:
     """Ctrl-C during the block held until it ends, then acted on as it would have been (``deliver``) or dropped.
-    Python raises KeyboardInterrupt in the main thread, between any two steps of the block; elsewhere, nothing.
-    SIGINT is also blocked in the block: a server multiprocessing starts again in it (the first one died)
-    starts with it blocked, as :func:`start_server`'s does."""
+    SIGINT is blocked in the block, in any thread: a process started in it (:func:`start_server`'s server, or one
+    multiprocessing starts again because the first died) starts with it blocked. In the main thread, where Python
+    raises KeyboardInterrupt between any two steps, a Ctrl-C pressed meanwhile is held by a handler of its own."""
     previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:  # None: set outside Python
-        yield
-        return
+    hold = threading.current_thread() is threading.main_thread() and previous is not None  # None: set outside Python
     pressed: list[int] = []
-    signal.signal(signal.SIGINT, lambda number, _: pressed.append(number))
+    if hold:
+        signal.signal(signal.SIGINT, lambda number, _: pressed.append(number))
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one pressed meanwhile comes now, to the handler
-        signal.signal(signal.SIGINT, previous)
+        if hold:
+            signal.signal(signal.SIGINT, previous)
     if pressed and deliver:
         signal.raise_signal(signal.SIGINT)
 
