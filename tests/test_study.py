@@ -383,3 +383,33 @@ def test_ctrl_c_at_any_moment_of_a_study_prints_one_line_and_leaves_no_process(t
         while time.monotonic() < deadline:
             os.killpg(process.pid, 0)
             time.sleep(0.2)
+
+
+def test_the_time_left_counts_each_run_as_its_own_variants_runs_took(monkeypatch, capsys, tmp_path) -> None:
+    """A Keras run takes ten times a lab-cnn run: the estimate of what is left is made per variant."""
+    import lab_cnn.studies.study as study_module
+
+    now = [0.0]
+    monkeypatch.setattr(study_module.time, "time", lambda: now[0])
+    lab, keras = Variant("lab", config="configs/baseline.yaml"), Variant("keras", keras={"activation": "relu"})
+    jobs = {
+        (v.name, s): study_module.Job(f"{v.name} {s}", f"{v.name} {s}", v, f"{v.name}-s{s}", s, tmp_path / "log")
+        for v in (lab, keras)
+        for s in (1, 2)
+    }
+    progress = study_module.Progress(list(jobs.values()), workers=2)
+
+    def at(seconds: float, *events: tuple[str, tuple[str, int]]) -> str:
+        now[0] = seconds
+        for what, job in events:
+            progress.start(jobs[job], "worker") if what == "start" else progress.end(jobs[job], "done")
+        return [line for line in capsys.readouterr().out.splitlines() if " done, " in line][-1]  # the last end's
+
+    progress.start(jobs["lab", 1], "worker")
+    progress.start(jobs["keras", 1], "worker")
+    # lab 1 took 10 s, the only time known: lab 2 and keras 2 10 s each, keras 1 (10 s in) done: 20 s for 2
+    assert at(10, ("end", ("lab", 1)), ("start", ("lab", 2))).endswith("(1/4 done, 1 going, about 0.2 min left)")
+    assert at(20, ("end", ("lab", 2))).endswith("(2/4 done, 1 going, about 0.1 min left)")
+    # keras 1 took 100 s: keras 2 is expected to take as long, not the 40 s of the mean of every run
+    assert at(100, ("end", ("keras", 1))).endswith("(3/4 done, 0 going, about 1.7 min left)")
+    assert at(130, ("start", ("keras", 2)), ("end", ("keras", 2))).endswith("(4/4 done, 0 going)")

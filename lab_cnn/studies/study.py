@@ -417,24 +417,47 @@ class Engine(Protocol):
 
 class Progress:
     """The study's one progress display: a line per run started and ended, with runs done of all, those
-    going, and an estimate of the time left from the runs finished so far."""
+    going, and an estimate of the time left. A run not ended is expected to take as long as the finished runs
+    of its variant took on average (here a Keras run takes ten times a lab-cnn run), or of all finished runs
+    while none of its variant has finished; of a run going, what is left of that counts."""
 
     def __init__(self, jobs: list[Job], workers: int) -> None:
         self.total, self.workers, self.done = len(jobs), workers, 0
+        self.left = {job.key: job for job in jobs}  # the runs not ended
         self.started: dict[str, float] = {}  # the runs going, by key: when each started
-        self.took: list[float] = []  # the seconds of each run ended
+        self.took: dict[str, list[float]] = {}  # the seconds of each run finished, by what ran (Variant.describe)
 
     def start(self, job: Job, where: str) -> None:
         self.started[job.key] = time.time()
         print(f"{job.label}: running {job.variant.describe()} on {where} (output: {job.log})", flush=True)
 
-    def end(self, job: Job, line: str) -> None:
+    def retried(self, job: Job, why: str) -> None:
+        self.started.pop(job.key, None)
+        print(f"{job.label}: {why}; made again", flush=True)
+
+    def end(self, job: Job, line: str, finished: bool = True) -> None:
+        """``job`` ended, as ``line`` says; a run that failed (``finished`` False) tells nothing of the others."""
         self.done += 1
-        self.took.append(time.time() - self.started.pop(job.key))
-        left = self.total - self.done
-        mean = sum(self.took) / len(self.took)
-        eta = f", about {mean * left / min(self.workers, left) / 60:.1f} min left" if left else ""
+        seconds = time.time() - self.started.pop(job.key)
+        del self.left[job.key]
+        if finished:
+            self.took.setdefault(job.variant.describe(), []).append(seconds)
+        left = self.seconds_left()
+        eta = f", about {left / 60:.1f} min left" if left is not None else ""
         print(f"{job.label}: {line} ({self.done}/{self.total} done, {len(self.started)} going{eta})", flush=True)
+
+    def seconds_left(self) -> float | None:
+        """The runs not ended, expected as the class says, shared among the workers; None before any estimate."""
+        every = [seconds for took in self.took.values() for seconds in took]
+        if not self.left or not every:
+            return None
+        now = time.time()
+
+        def expected(job: Job) -> float:
+            like = self.took.get(job.variant.describe(), every)
+            return max(sum(like) / len(like) - (now - self.started.get(job.key, now)), 0.0)
+
+        return sum(expected(job) for job in self.left.values()) / min(self.workers, len(self.left))
 
 
 def run_study(study: Study, seeds: int, force: bool, data_dir: str, folder: Path, engine: Engine) -> list[str]:
@@ -479,11 +502,10 @@ def make_runs(study: Study, seeds: int, force: bool, data_dir: str, folder: Path
             if event.kind == "started":
                 progress.start(job, event.where)
             elif event.kind == "retried":
-                print(f"{job.label}: {event.where} died ({event.detail}); made again", flush=True)
-                progress.started.pop(job.key, None)
+                progress.retried(job, f"{event.where} died ({event.detail})")
             elif event.kind == "failed":
                 failures.append(f"{job.name}: {event.detail}")
-                progress.end(job, f"FAILED on {event.where}: {event.detail}")
+                progress.end(job, f"FAILED on {event.where}: {event.detail}", finished=False)
             else:
                 runs[job.key] = event.detail
                 write_runs(folder, runs)
