@@ -34,6 +34,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
 def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
     """The mapping in ``path`` (empty for an empty file); every way it can be unreadable is a UserError."""
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO's reader would wait for a writer
+            raise UserError(f"{path}: not a regular file; a {what} is YAML text in a file")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: {what} not found") from None
@@ -47,6 +49,8 @@ def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
         spec = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  # a safe loader
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML ({first_line(e)})") from None
+    except (ValueError, RecursionError) as e:  # a number of over 4300 digits; lists nested thousands deep
+        raise UserError(f"{path}: not a {what} lab-cnn can read ({first_line(e)})") from None
     if spec is None:
         raise UserError(f"{path}: the {what} is empty")
     if not isinstance(spec, dict):

@@ -65,7 +65,8 @@ def exit_on_user_error(prog: str, command: Callable[[], object]) -> None:
         try:
             command()
         finally:  # here, where a closed pipe can still be caught, not at exit (also after argparse's --help)
-            sys.stdout.flush()
+            if sys.stdout is not None:  # None: started with stdout closed (`lab-cnn --help >&-`); print() skips it
+                sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's last flush goes nowhere
         sys.exit(1)

@@ -102,12 +102,12 @@ class LabCLI(LightningCLI):
         except argparse.ArgumentError as e:
             raise UserError(describe_parse_error(str(e), self.known_keys(argv, model_class))) from None
         subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config  # none: built, not run (lab-cnn summary)
+        if not isinstance(config["seed_everything"], bool):  # LightningCLI seeds before the model is built
+            seed("seed_everything", config["seed_everything"])
         if not subcommand:
             return
-        config = self.config[subcommand]
         checked_run_name("--name", self.run_name(config))
-        if not isinstance(config["seed_everything"], bool):
-            seed("seed_everything", config["seed_everything"])
         ckpt_path = config.get("ckpt_path")
         if ckpt_path is None and subcommand != "fit":
             raise UserError(

@@ -320,6 +320,15 @@ def test_output_into_a_pipe_closed_early_ends_quietly(command: str) -> None:
     assert len(result.stdout) == 5 and result.stderr == "", result.stderr[-2000:]
 
 
+@pytest.mark.parametrize("command", ["-m lab_cnn --help", "-m lab_cnn data --help", "-m keras_parity --help"])
+def test_a_command_started_with_its_output_closed_ends_quietly(command: str) -> None:
+    """``lab-cnn --help >&-``: Python has no sys.stdout then (argparse writes its help to stderr), and no traceback."""
+    result = subprocess.run(
+        f"{sys.executable} {command} >&-", shell=True, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
 @pytest.mark.parametrize(
     ("command", "prog"),
     [("-m lab_cnn fit --config configs/baseline.yaml", "lab-cnn"), ("-m keras_parity --mode summary", "keras-parity")],

@@ -347,6 +347,27 @@ DAMAGES: dict[str, tuple[Callable[[Path], object], str]] = {  # the issue's case
         lambda f: edit_runs(f, lambda r: r.update({POOLING_AVG: 93.2})),
         RUNS_ENTRY + "93.2 is not allowed",
     ),
+    "a lone surrogate in a text": (
+        run_field("machine", "\ud800"),
+        RUNS_ENTRY + "machine: '\\ud800' is not allowed: character 1 is not a character",
+    ),
+    "a number too large for a float": (run_field("test_loss", 10**400), RUNS_ENTRY + "test_loss: 10000"),
+    "a number of 5000 digits": (
+        lambda f: (f / "runs.json").write_text((f / "runs.json").read_text().replace("21840", "1" + "0" * 5000, 1)),
+        "reports/pooling/runs.json: not JSON lab-cnn can read (",
+    ),
+    "lists 100,000 deep": (
+        lambda f: (f / "runs.json").write_text("[" * 100_000 + "]" * 100_000),
+        "reports/pooling/runs.json: not JSON lab-cnn can read (",
+    ),
+    "runs.json a folder": (
+        lambda f: [(f / "runs.json").unlink(), (f / "runs.json").mkdir()],
+        "reports/pooling/runs.json: not a file of runs",
+    ),
+    "study.yaml 20,000 deep": (
+        lambda f: (f / "study.yaml").write_text((f / "study.yaml").read_text() + "x: " + "[" * 20_000 + "]" * 20_000),
+        SPEC + "not a study record lab-cnn can read (",
+    ),
     "runs as a list": (
         lambda f: (f / "runs.json").write_text("[1, 2]"),
         "reports/pooling/runs.json: a list, not the runs by key",
@@ -440,3 +461,20 @@ def test_a_study_refuses_an_edited_record_of_a_finished_run_in_lightning_logs(tm
         line == f"lab-cnn: error: {done.relative_to(cwd)}: test_acc: '93.22' is not allowed; use a number in [0, 100]"
     )
     assert files(cwd) == before
+
+
+def test_a_report_replaces_its_files_whole_and_writes_through_no_link(tmp_path) -> None:
+    """Not in the issue: a plot that is a link to a file outside the report is replaced, not written through;
+    a "$" in a title is a dollar sign (matplotlib would read TeX in it, and fail on half of it)."""
+    cwd = clone(tmp_path, "pooling")
+    folder = cwd / "reports/pooling"
+    outside = tmp_path / "outside.txt"
+    outside.write_text("a file of the user's")
+    (folder / "pooling.png").unlink()
+    (folder / "pooling.png").symlink_to(outside)
+    edit_spec(folder, lambda s: s["comparisons"][0].update(title="Cost in $\\frac$"))
+    page = report(folder, cwd)
+    assert outside.read_text() == "a file of the user's"
+    assert not (folder / "pooling.png").is_symlink() and (folder / "pooling.png").read_bytes().startswith(b"\x89PNG")
+    assert "## Cost in $\\frac$" in page
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]

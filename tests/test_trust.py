@@ -65,6 +65,8 @@ def trained(tmp_path_factory) -> Path:
     (folder / "models").mkdir()
     torch.save({"state_dict": {"net.layers.conv1.weight": 1}}, folder / "not_tensors.ckpt")
     (folder / "empty.yaml").write_text("")
+    os.mkfifo(folder / "fifo.yaml")  # a reader waits for a writer
+    (folder / "deep.yaml").write_text((CONFIGS / "baseline.yaml").read_text() + "x: " + "[" * 20_000 + "]" * 20_000)
     (folder / "trainer5.yaml").write_text("trainer: 5\n")
     (folder / "unknown_section.yaml").write_text("trainer:\n  max_epochs: 1\nfoo: 1\n")
     (folder / "lightning_logs" / "keras").mkdir()
@@ -120,6 +122,13 @@ MISTAKES = {
     "config folder": (["fit", "--config", "a_folder"], "a_folder: a folder, not a config file"),
     "config not utf-8": (["fit", "--config", "latin1.yaml"], "latin1.yaml: not a text file"),
     "summary not utf-8": (["summary", "--config", "latin1.yaml"], "latin1.yaml: not a text file"),
+    "config a FIFO": (["fit", "--config", "fifo.yaml"], "fifo.yaml: not a regular file; a config file is YAML text"),
+    "summary config a FIFO": (["summary", "--config", "fifo.yaml"], "fifo.yaml: not a regular file"),
+    "summary config 20,000 deep": (["summary", "--config", "deep.yaml"], "deep.yaml: not a config file lab-cnn can"),
+    "summary negative seed": (
+        ["summary", *BASELINE, "--seed_everything", "-1"],
+        "seed_everything: -1 is not allowed; use a whole number in [0, 4294967295]",
+    ),
     "summary list yaml": (
         ["summary", "--config", "list.yaml"],
         "list.yaml: a config file is a mapping of keys to values, not a YAML list",

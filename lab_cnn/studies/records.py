@@ -6,9 +6,12 @@ study (:func:`check_folder`): another study's report, or a folder of other files
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import re
+import reprlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab_cnn.config import read_yaml
 from lab_cnn.documented import documented_at
-from lab_cnn.errors import UserError
+from lab_cnn.errors import UserError, first_line
 from lab_cnn.validators import positive_int
 
 if TYPE_CHECKING:  # study.py imports this module: the study's types are only read here, never built
@@ -36,22 +39,27 @@ def number(low: float, high: float = math.inf) -> Callable[[str, object], float]
     """A check of a finite number in [low, high]; JSON's NaN and Infinity and quoted numbers are not numbers."""
 
     def check(where: str, value: object) -> float:
-        if (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and low <= value <= high
-        ):
-            return float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                number = math.inf
+            if math.isfinite(number) and low <= number <= high:
+                return number
         limits = f"in [{low:g}, {high:g}]" if high < math.inf else f">= {low:g}"
-        raise UserError(f"{where}: {value!r} is not allowed; use a number {limits}")
+        raise UserError(f"{where}: {reprlib.repr(value)} is not allowed; use a number {limits}")
 
     return check
 
 
 def text(where: str, value: object) -> str:
+    """A text that is not blank and that UTF-8 can write (JSON and YAML also hold lone surrogates, like "\\ud800")."""
     if not isinstance(value, str) or not value.strip():
         raise UserError(f"{where}: {value!r} is not allowed; use a text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise UserError(f"{where}: {value!r} is not allowed: character {e.start + 1} is not a character") from None
     return value
 
 
@@ -115,13 +123,35 @@ def read_json(path: Path) -> Any:
         raise UserError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno} column {e.colno}); {FIX}") from None
+    except UserError:  # a key given twice (once)
+        raise
+    except (ValueError, RecursionError) as e:  # a number of over 4300 digits; lists nested thousands deep
+        raise UserError(f"{path}: not JSON lab-cnn can read ({first_line(e)}); {FIX}") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror})") from None
+
+
+def replace_file(path: Path, content: str | bytes) -> None:
+    """``path`` replaced by ``content`` at once, by a file beside it renamed over it: a write that fails leaves the
+    file as it was, and a link at ``path`` is replaced, not written through (to a file outside the report)."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise UserError(f"{path}: cannot be written ({e.strerror})") from None
 
 
 def read_runs(folder: Path) -> dict[str, dict[str, Any]]:
     """A report folder's recorded runs, by key, each checked; none when it has no ``runs.json`` yet."""
     path = folder / RUNS
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
+    if not path.is_file():  # a folder, a FIFO, a link to nowhere: not "no runs yet", which would make them all again
+        raise UserError(f"{path}: not a file of runs; {FIX}")
     runs = read_json(path)
     if not isinstance(runs, dict):
         raise UserError(f"{path}: a {type(runs).__name__}, not the runs by key; {FIX}")

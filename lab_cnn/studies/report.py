@@ -7,15 +7,17 @@ Each of the lab's conclusions is judged across seeds with Welch's t-test (scipy.
 
 from __future__ import annotations
 
+import io
 import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 from matplotlib.figure import Figure  # figures without pyplot: a notebook's backend stays its own
 
 from lab_cnn.errors import UserError
-from lab_cnn.studies.records import RUNS, read_report
+from lab_cnn.studies.records import RUNS, read_report, replace_file
 from lab_cnn.studies.study import Comparison, Variant
 
 SIGNIFICANCE = 0.05
@@ -157,10 +159,18 @@ def within(lab: float, values: list[float]) -> str:
     return f"above {below} of {len(values)}{z}"
 
 
-def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, Any], path: Path) -> None:
+def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, Any]) -> bytes:
     """Training accuracy and loss per epoch (band: ± one std across seeds), and each seed's test accuracy
-    with mean ± std; the lab's figures dashed or as crosses."""
-    fig = Figure(figsize=(15, 4))
+    with mean ± std; the lab's figures dashed or as crosses. A PNG's bytes."""
+    with matplotlib.rc_context({"text.parse_math": False}):  # a "$" in a name or title is a dollar, not TeX
+        fig = Figure(figsize=(15, 4))
+        draw(fig, c, results, labs)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=100, metadata={"Software": None})
+    return png.getvalue()
+
+
+def draw(fig: Figure, c: Comparison, results: dict[str, list[dict]], labs: dict[str, Any]) -> None:
     axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [4, 4, 3]})
     for i, v in enumerate(c.variants):
         color = f"C{i}"
@@ -200,7 +210,6 @@ def plot(c: Comparison, results: dict[str, list[dict]], labs: dict[str, Any], pa
     axes[1].legend(fontsize=8)
     fig.suptitle(c.title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})
 
 
 def comparison_section(
@@ -277,13 +286,15 @@ def tested_images(results: list[tuple[Variant, dict]]) -> str:
 
 
 def write_report(folder: Path) -> Path:
-    """``folder/report.md`` and one PNG per comparison, from ``folder/study.yaml`` and ``folder/runs.json``."""
+    """``folder/report.md`` and one PNG per comparison, from ``folder/study.yaml`` and ``folder/runs.json``; every
+    file made before any is written, each written whole or not at all."""
     spec, recorded = read_report(folder)  # both checked, before any file is written
     if not recorded:
         raise UserError(f"{folder}: no {RUNS} with finished runs; run `lab-cnn study STUDY.yaml` first")
     sections: list[str] = []
     conclusions: list[str] = []
     shown_runs: dict[str, tuple[Variant, dict]] = {}  # a run two comparisons share counts once
+    plots: dict[str, bytes] = {}
     images = {
         recorded[k]["test_images"]
         for cs in spec["comparisons"]
@@ -302,7 +313,7 @@ def write_report(folder: Path) -> Path:
             shown_runs.update({key: (v, recorded[key]) for key in vs["keys"] if key in recorded})
         labs = {v.name: lab_figures(v, c.framework) for v in variants}
         png = f"{c.name}.png"
-        plot(c, results, labs, folder / png)
+        plots[png] = plot(c, results, labs)
         sections += comparison_section(c, results, labs, png, test_sets_differ)
         if c.claim:
             measured, judged = verdict(c, results)
@@ -348,5 +359,7 @@ def write_report(folder: Path) -> Path:
     if spec.get("failures"):
         head += ["## Failed runs", "", *[f"- {failure}" for failure in spec["failures"]], ""]
     report = folder / "report.md"
-    report.write_text("\n".join(head + sections))
+    for png, image in plots.items():
+        replace_file(folder / png, image)
+    replace_file(report, "\n".join(head + sections))
     return report

@@ -37,11 +37,13 @@ from lab_cnn.runs import KERAS_LOG_DIR, LOG_DIR, checked_run_name, run_versions
 from lab_cnn.studies.records import (
     FRAMEWORKS,
     RUNS,
+    SPEC,
     check_folder,
     checked_run,
     file_name,
     read_json,
     read_runs,
+    replace_file,
     text,
 )
 from lab_cnn.validators import positive_int
@@ -380,9 +382,7 @@ def finished_run(variant: Variant, key: str) -> dict[str, Any] | None:
 
 def write_runs(folder: Path, runs: dict[str, dict[str, Any]]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{RUNS}.tmp"
-    temporary.write_text(json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
-    temporary.replace(folder / RUNS)
+    replace_file(folder / RUNS, json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
 
 
 def plan(study: Study, seeds: int, force: bool, folder: Path, runs: dict[str, dict[str, Any]]) -> list[Job]:
@@ -516,7 +516,7 @@ def make_runs(study: Study, seeds: int, force: bool, data_dir: str, folder: Path
     finally:
         events.close()  # the engine stops the runs going and removes what they left
     write_runs(folder, runs)
-    previous = read_yaml(folder / "study.yaml") if (folder / "study.yaml").is_file() and not force else {}
+    previous = read_yaml(folder / SPEC) if (folder / SPEC).is_file() and not force else {}
     seeds = max(seeds, previous.get("seeds", 0))  # new runs add to a report; they never take seeds away
     spec = {
         "name": study.name,
@@ -534,5 +534,5 @@ def make_runs(study: Study, seeds: int, force: bool, data_dir: str, folder: Path
             for c in study.comparisons
         ],
     }
-    (folder / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    replace_file(folder / SPEC, yaml.safe_dump(spec, sort_keys=False))
     return failures
