@@ -271,6 +271,27 @@ def test_study_file_mistakes_are_one_line_errors(tmp_path) -> None:
     )
     assert "name: '../x' is not allowed; use a folder name inside reports/" in mistake({**fine, "name": "../x"})
     assert "includes itself" in mistake({**fine, "include": ["s.yaml"]})
+    # not in the issue: keys of no meaning, texts that are not, names of folders inside another report
+    assert "s.yaml: unknown key 'epoch'; use name, epochs" in mistake({**fine, "epoch": 1})
+    assert "comparisons.c: unknown key 'titel'" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "titel": "t", "variants": {"a": ok}}}}
+    )
+    assert "comparisons.c.title: '' is not allowed; use a text" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "title": "", "variants": {"a": ok}}}}
+    )
+    assert "comparisons.c.title: [1, 2] is not allowed" in mistake(
+        {"comparisons": {"c": {"framework": "pytorch", "title": [1, 2], "variants": {"a": ok}}}}
+    )
+    assert "name: 'lab/x' is not allowed; use one folder name inside reports/" in mistake({**fine, "name": "lab/x"})
+    assert "name: '   ' is not allowed" in mistake({**fine, "name": "   "})
+    for branch in ("pytorch", "pytorch.pooling_study", "pytorch.pooling_study.max.test_loss", "pytorch.params.fc50"):
+        assert f"documented: {branch!r} in documented_results.yaml is not a variant's figures" in mistake(
+            {"comparisons": {"c": {"framework": "pytorch", "variants": {"a": {**ok, "documented": branch}}}}}
+        )
+    keras_figures = {**ok, "documented": "keras.activation_study.relu"}
+    assert "documented: 'keras.activation_study.relu' are the lab's keras figures; the comparison's framework is" in (
+        mistake({"comparisons": {"c": {"framework": "pytorch", "variants": {"a": keras_figures}}}})
+    )
     missing = run("study", "no-such-study.yaml", cwd=tmp_path)
     assert (
         missing.returncode == 2 and missing.stderr.strip() == "lab-cnn: error: no-such-study.yaml: study file not found"

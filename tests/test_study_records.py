@@ -130,6 +130,10 @@ FOLDERS = {  # how a study is pointed at a folder that is not its own, and what 
         lambda _: ["configs/studies/pooling.yaml", "--out", "reports"],
         "reports holds other files than a study's report (lab, pooling)",
     ),
+    "--out inside another study's report": (
+        lambda _: ["configs/studies/pooling.yaml", "--out", "reports/lab/mine"],
+        "reports/lab/mine is inside the report folder",
+    ),
     "the same study with another claim": (retitled, "whose comparison pooling has claim 'Max pooling gives better"),
     "its own study after its config changed": (edited_config, "whose pooling/avg has other runs (its config's content"),
     "another study's runs without study.yaml": (runs_only, "stopped holds runs of another study in runs.json"),
@@ -147,7 +151,7 @@ def test_a_report_folder_belongs_to_one_study(case: str, tmp_path) -> None:
     before = files(cwd)
     line = one_line_error(run_in_process("study", *args, "--data-dir", str(DATA_DIR), cwd=cwd))
     assert says in line, line
-    if case != "--out a file":  # which --force cannot replace
+    if case not in ("--out a file", "--out inside another study's report"):  # which --force cannot replace
         forced = "write the report there all the same" if case in NO_REPORT else "replace it"
         assert line.endswith(f"pass --out for another folder, or --force to {forced}"), line
     assert files(cwd) == before  # nothing written, not even MNIST fetched
@@ -403,6 +407,19 @@ DAMAGES: dict[str, tuple[Callable[[Path], object], str]] = {  # the issue's case
     "documented nowhere": (
         spec_change(lambda s: avg(s).update(documented="pytorch.x")),
         SPEC + "comparisons.pooling.variants.avg.documented: 'pytorch.x' is not in",
+    ),
+    "documented a branch": (
+        spec_change(lambda s: avg(s).update(documented="pytorch.pooling_study")),
+        SPEC + "comparisons.pooling.variants.avg.documented: 'pytorch.pooling_study' in documented_results.yaml is "
+        "not a variant's figures",
+    ),
+    "documented a number": (
+        spec_change(lambda s: avg(s).update(documented="pytorch.pooling_study.avg.test_loss")),
+        SPEC + "comparisons.pooling.variants.avg.documented: 'pytorch.pooling_study.avg.test_loss' in",
+    ),
+    "documented another framework's": (
+        spec_change(lambda s: avg(s).update(documented="keras.activation_study.relu")),
+        SPEC + "comparisons.pooling.variants.avg.documented: 'keras.activation_study.relu' are the lab's keras figures",
     ),
     "expect_best not a variant": (
         spec_change(lambda s: s["comparisons"][0].update(expect_best="min")),

@@ -195,12 +195,35 @@ def framework(where: str, value: object) -> str:
     return str(value)
 
 
+# What the report reads of a variant's figures in documented_results.yaml, by framework (how the lab counted)
+LAB_FIGURES = {
+    "pytorch": {"train_acc", "train_loss", "test_correct", "test_loss"},
+    "keras": {"train_acc", "train_loss", "test_acc", "test_loss"},
+}
+
+
 def documented_path(where: str, value: object) -> str:
+    """A variant's figures in documented_results.yaml, ``<framework>.<study>.<variant>``, with each the report reads."""
+    path = text(where, value)
     try:
-        documented_at(text(where, value))
+        figures = documented_at(path)
     except (KeyError, TypeError):
         raise UserError(f"{where}: {value!r} is not in documented_results.yaml") from None
-    return str(value)
+    if not isinstance(figures, dict) or not LAB_FIGURES.get(path.split(".")[0], {""}) <= set(figures):
+        raise UserError(
+            f"{where}: {value!r} in documented_results.yaml is not a variant's figures "
+            "(such as pytorch.pooling_study.max)"
+        )
+    return path
+
+
+def documented_for(where: str, documented: str | None, framework: str) -> None:
+    """The lab's figures of a variant are those of its comparison's framework, as the report scales them."""
+    if documented is not None and documented.split(".")[0] != framework:
+        raise UserError(
+            f"{where}: {documented!r} are the lab's {documented.split('.')[0]} figures; the comparison's framework "
+            f"is {framework}"
+        )
 
 
 def file_name(where: str, value: object) -> str:
@@ -245,6 +268,8 @@ def checked_comparison(where: str, spec: Any, seeds: int) -> dict[str, Any]:
     )
     variants = named(f"{where}.variants", comparison["variants"], "variants", text)
     comparison["variants"] = [checked_variant(f"{where}.variants.{n}", v, seeds) for n, v in variants]
+    for n, v in zip((n for n, _ in variants), comparison["variants"]):
+        documented_for(f"{where}.variants.{n}.documented", v["documented"], comparison["framework"])
     if comparison["expect_best"] not in {None, *(n for n, _ in variants)}:
         raise UserError(f"{where}.expect_best: {comparison['expect_best']!r} is not one of its variants")
     return comparison
@@ -326,6 +351,9 @@ def check_folder(folder: Path, study: Study, force: bool) -> None:
     of other files; its own study may add runs to it. Its records are checked too, before anything is run."""
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file, not a report folder; pass --out for a folder")
+    holder = next((p for p in folder.resolve().parents if (p / SPEC).is_file()), None)
+    if holder is not None:
+        raise UserError(f"{folder} is inside the report folder {holder}; pass --out for a folder outside it")
     refused = None if force else claim(folder, study)
     if refused:
         forced = "replace it" if (folder / SPEC).is_file() else "write the report there all the same"

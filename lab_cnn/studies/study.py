@@ -40,6 +40,8 @@ from lab_cnn.studies.records import (
     SPEC,
     check_folder,
     checked_run,
+    documented_for,
+    documented_path,
     file_name,
     read_json,
     read_runs,
@@ -142,6 +144,9 @@ def load_study(path: str | Path, including: tuple[Path, ...] = ()) -> Study:
     if path.resolve() in including:
         raise UserError(f"{path}: includes itself (through {', '.join(p.name for p in including)})")
     spec = read_yaml(path, what="study file")
+    unknown = sorted(map(str, set(spec) - {"name", "epochs", "include", "comparisons"}))
+    if unknown:
+        raise UserError(f"{path}: unknown key {unknown[0]!r}; use name, epochs, include or comparisons")
     comparisons: dict[str, Comparison] = {}
     for included in typed(f"{path}: include", spec.get("include", []), list):
         for c in load_study(
@@ -153,8 +158,16 @@ def load_study(path: str | Path, including: tuple[Path, ...] = ()) -> Study:
     if not comparisons:
         raise UserError(f"{path}: no comparisons; list them under 'comparisons:' or 'include:' other study files")
     epochs = positive_int(f"{path}: epochs", spec.get("epochs", 5))
-    name = checked_run_name(f"{path}: name", spec.get("name", path.stem), inside=REPORTS, reserved=())
+    name = study_name(f"{path}: name", spec.get("name", path.stem))
     return Study(name=name, settings=Settings(epochs), comparisons=list(comparisons.values()))
+
+
+def study_name(where: str, value: object) -> str:
+    """A study's name: one folder name, its report's in reports/ (not a folder inside another study's report)."""
+    name = checked_run_name(where, text(where, value), inside=REPORTS, reserved=())
+    if "/" in name:
+        raise UserError(f"{where}: {name!r} is not allowed; use one folder name inside {REPORTS}/, such as my_study")
+    return name
 
 
 def typed(where: str, value: Any, kind: type) -> Any:
@@ -168,6 +181,9 @@ def typed(where: str, value: Any, kind: type) -> Any:
 def comparison(path: Path, name: str, spec: Any) -> Comparison:
     where = f"{path}: comparisons.{name}"
     spec = typed(where, spec, dict)
+    unknown = sorted(map(str, set(spec) - {"title", "framework", "claim", "expect_best", "variants"}))
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r}; use title, framework, claim, expect_best or variants")
     if spec.get("framework") not in FRAMEWORKS:
         raise UserError(f"{where}.framework: {spec.get('framework')!r} is not allowed; use pytorch or keras")
     variants = []
@@ -187,10 +203,9 @@ def comparison(path: Path, name: str, spec: Any) -> Comparison:
             keras=typed(f"{at}.keras", v["keras"], dict) if "keras" in v else None,
             documented=typed(f"{at}.documented", v["documented"], str) if "documented" in v else None,
         )
-        try:
-            variant.lab_numbers()
-        except (KeyError, TypeError):
-            raise UserError(f"{at}.documented: {variant.documented!r} is not in documented_results.yaml") from None
+        if variant.documented is not None:
+            documented_path(f"{at}.documented", variant.documented)
+            documented_for(f"{at}.documented", variant.documented, spec["framework"])
         variants.append(variant)
     if not variants:
         raise UserError(f"{where}: no variants")
@@ -199,7 +214,7 @@ def comparison(path: Path, name: str, spec: Any) -> Comparison:
         raise UserError(f"{where}.expect_best: {expect!r} is not one of its variants")
     return Comparison(
         name=name,
-        title=str(spec.get("title", name)),
+        title=text(f"{where}.title", spec.get("title", name)),
         framework=spec["framework"],
         variants=variants,
         claim=None if spec.get("claim") is None else text(f"{where}.claim", spec["claim"]),
