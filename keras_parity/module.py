@@ -55,6 +55,11 @@ def to_torch(keras_model: Any) -> KerasNet:
     is compared with the port's module at its place, and so are the shapes of its weights: a model that
     does not fit is refused in one line naming the first layer that does not.
     """
+    if not isinstance(getattr(keras_model, "layers", None), list):
+        raise UserError(
+            f"to_torch: {type(keras_model).__name__} is not a Keras model; give one of keras_parity.build_model "
+            "or keras.saving.load_model"
+        )
     layers = [layer for layer in keras_model.layers if type(layer).__name__ != "InputLayer"]
     try:
         settings = keras_settings(keras_model)
@@ -126,6 +131,11 @@ def unfit(layer: Any, port: nn.Module | None, activation: str) -> str | None:
         return f"the lab's network has {f'a {kind}' if port is not None else 'nothing'} here"
     if type(layer).__name__ != kind:
         return f"the lab's network has a {kind} here"
+    if not type(layer).__module__.startswith("keras."):  # a class of one's own may compute anything
+        return f"a {kind} of {type(layer).__module__}, where the lab's network has Keras' own"
+    policy = getattr(getattr(layer, "dtype_policy", None), "name", "float32")
+    if policy not in COMPUTED_EXACTLY:
+        return f"dtype {policy!r}, where the lab's network computes in float32"
     config = layer.get_config()
     if kind == "BatchNormalization" and config.get("axis") == (3 if isinstance(port, nn.BatchNorm2d) else 1):
         config["axis"] = -1  # the channels of (N, H, W, C) or (N, C), counted from the front instead
@@ -144,6 +154,9 @@ def unfit(layer: Any, port: nn.Module | None, activation: str) -> str | None:
 
 
 CHANNELS_LAST = "channels_last"  # the port's Flatten reads Keras' (H, W, C) order
+# Keras layers' dtypes whose outputs the float32 port gives (float64 ones to within float32's rounding); lower
+# precisions (bfloat16, float16, mixed_*) compute other numbers
+COMPUTED_EXACTLY = ("float32", "float64")
 
 
 def port_config(port: Any, activation: str) -> dict[str, Any]:

@@ -165,6 +165,15 @@ def test_to_torch_refuses_a_model_it_cannot_map_naming_the_layer(model, refusal:
 
 
 L = keras.layers
+
+
+class Conv2D(L.Conv2D):
+    """Keras' Conv2D by name, computing twice its outputs."""
+
+    def call(self, inputs):  # type: ignore[no-untyped-def]
+        return 2 * super().call(inputs)
+
+
 # Each setting that changes what a layer computes, and each weight's shape, is compared with the port's
 # module at the layer's place (1-4 and 5-8 the conv blocks, 9 Flatten, 10-18 the Dense blocks, 19 softmax).
 UNFIT = {
@@ -220,6 +229,19 @@ UNFIT = {
         lambda: conv_blocks("valid", "valid", "same"),
         r"layer 9, conv2d_\d+ \(Conv2D\): conv block 3, where the lab's network's valid 5x5 convolutions fit 2",
     ),
+    "a bfloat16 Conv2D": (
+        lambda: lab_script_model(instead={5: L.Conv2D(64, 3, activation="relu", dtype="bfloat16")}),
+        r"layer 5, conv2d_\d+ \(Conv2D\): dtype 'bfloat16', where the lab's network computes in float32",
+    ),
+    "a mixed_float16 Dense": (
+        lambda: lab_script_model(instead={13: L.Dense(128, activation="relu", dtype="mixed_float16")}),
+        r"layer 13, dense_\d+ \(Dense\): dtype 'mixed_float16'",
+    ),
+    "a Conv2D of one's own": (
+        lambda: lab_script_model(instead={5: Conv2D(64, 3, activation="relu")}),
+        r"layer 5, conv2d_\d+ \(Conv2D\): a Conv2D of tests.test_keras_parity, where the lab's network has Keras'",
+    ),
+    "not a Keras model": (lambda: torch.nn.Linear(2, 2), r"Linear is not a Keras model"),
     "a model never built (no weights)": (
         lambda: keras.Sequential([L.Conv2D(64, 3, activation="relu"), L.Flatten(), L.Dense(9), L.Dense(10)]),
         r"layer 1, conv2d_\d+ \(Conv2D\): weights of shapes \[\], where the lab's network has \[\(3, 3, 1, 64\)",
