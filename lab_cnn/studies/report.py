@@ -17,7 +17,7 @@ import matplotlib
 from matplotlib.figure import Figure  # figures without pyplot: a notebook's backend stays its own
 
 from lab_cnn.errors import UserError
-from lab_cnn.studies.records import RUNS, read_report, replace_file
+from lab_cnn.studies.records import FIX, RUNS, SPEC, read_report, replace_file
 from lab_cnn.studies.study import Comparison, Variant
 
 SIGNIFICANCE = 0.05
@@ -285,6 +285,16 @@ def tested_images(results: list[tuple[Variant, dict]]) -> str:
     return f"the test images each run was tested on: {per_kind}"
 
 
+def check_filed(folder: Path, key: str, run: dict[str, Any], where: str, seed: int, made: str) -> None:
+    """A run filed in study.yaml as ``where`` is a run of that seed, made as that variant's runs are made: a
+    hand-edited record that swapped two variants' keys would give a verdict on the wrong runs."""
+    if run["seed"] != seed or run.get("run", made) != made:
+        raise UserError(
+            f"{folder / RUNS}: entry {key!r}: seed {run['seed']}, run {run.get('run')!r}; {folder / SPEC} files it as "
+            f"{where} ({made}); {FIX}"
+        )
+
+
 def write_report(folder: Path) -> Path:
     """``folder/report.md`` and one PNG per comparison, from ``folder/study.yaml`` and ``folder/runs.json``; every
     file made before any is written, each written whole or not at all."""
@@ -310,7 +320,10 @@ def write_report(folder: Path) -> Path:
             v.name: [recorded[key] for key in vs["keys"] if key in recorded] for v, vs in zip(variants, cs["variants"])
         }
         for v, vs in zip(variants, cs["variants"]):
-            shown_runs.update({key: (v, recorded[key]) for key in vs["keys"] if key in recorded})
+            for seed, key in enumerate(vs["keys"], 1):
+                if key in recorded:
+                    check_filed(folder, key, recorded[key], f"{c.name}/{v.name} seed {seed}", seed, v.describe())
+                    shown_runs[key] = (v, recorded[key])
         labs = {v.name: lab_figures(v, c.framework) for v in variants}
         png = f"{c.name}.png"
         plots[png] = plot(c, results, labs)
