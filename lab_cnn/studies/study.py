@@ -144,9 +144,7 @@ def load_study(path: str | Path, including: tuple[Path, ...] = ()) -> Study:
     if path.resolve() in including:
         raise UserError(f"{path}: includes itself (through {', '.join(p.name for p in including)})")
     spec = read_yaml(path, what="study file")
-    unknown = sorted(map(str, set(spec) - {"name", "epochs", "include", "comparisons"}))
-    if unknown:
-        raise UserError(f"{path}: unknown key {unknown[0]!r}; use name, epochs, include or comparisons")
+    only_keys(str(path), spec, ("name", "epochs", "include", "comparisons"))
     comparisons: dict[str, Comparison] = {}
     for included in typed(f"{path}: include", spec.get("include", []), list):
         for c in load_study(
@@ -170,6 +168,13 @@ def study_name(where: str, value: object) -> str:
     return name
 
 
+def only_keys(where: str, spec: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """A key of no meaning in a study file (a typo, ``epoch:``) refused, where it would be passed over silently."""
+    unknown = sorted(map(str, set(spec) - set(keys)))
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r}; use {', '.join(keys[:-1])} or {keys[-1]}")
+
+
 def typed(where: str, value: Any, kind: type) -> Any:
     """``value`` if it is a ``kind`` (a list, a mapping, a text), else a UserError naming ``where``."""
     if not isinstance(value, kind):
@@ -181,17 +186,13 @@ def typed(where: str, value: Any, kind: type) -> Any:
 def comparison(path: Path, name: str, spec: Any) -> Comparison:
     where = f"{path}: comparisons.{name}"
     spec = typed(where, spec, dict)
-    unknown = sorted(map(str, set(spec) - {"title", "framework", "claim", "expect_best", "variants"}))
-    if unknown:
-        raise UserError(f"{where}: unknown key {unknown[0]!r}; use title, framework, claim, expect_best or variants")
+    only_keys(where, spec, ("title", "framework", "claim", "expect_best", "variants"))
     if spec.get("framework") not in FRAMEWORKS:
         raise UserError(f"{where}.framework: {spec.get('framework')!r} is not allowed; use pytorch or keras")
     variants = []
     for vname, v in typed(f"{where}.variants", spec.get("variants") or {}, dict).items():
         at = f"{where}.variants.{text(f'{where}.variants.{vname}', vname)}"
-        unknown = set(typed(at, v, dict)) - {"config", "args", "keras", "documented"}
-        if unknown:
-            raise UserError(f"{at}: unknown key {sorted(unknown)[0]!r}; use config, args, keras or documented")
+        only_keys(at, typed(at, v, dict), ("config", "args", "keras", "documented"))
         if ("config" in v) == ("keras" in v):
             raise UserError(f"{at}: give either 'config' (lab-cnn) or 'keras' (keras-parity)")
         if "config" in v and not Path(typed(f"{at}.config", v["config"], str)).is_file():
