@@ -188,6 +188,11 @@ def make_trainer(
     check_devices(options)
     if options.get("max_epochs") is not None and options["max_epochs"] < 1:
         raise UserError(f"trainer.max_epochs: {options['max_epochs']} is not allowed; use a whole number >= 1")
+    if options.get("default_root_dir") is not None and options.get("logger") in (None, True):
+        raise UserError(  # Lightning's logger would put the run there; lab-cnn's goes to lightning_logs/
+            f"trainer.default_root_dir: {options['default_root_dir']!r} is not allowed: a run's logs and checkpoints "
+            f"go to {LOG_DIR}/<name>/version_N; choose <name> with --name, or run in another folder"
+        )
     model.check_trainer_options(options, data)
     data.prepare_data()  # a data problem stops the command before it makes a folder
     if options.get("logger") in (None, True):

@@ -130,6 +130,10 @@ MISTAKES = {
         ["fit", "--config", str(CONFIGS / "baseline.yaml"), "--data.data_dir", "afile/x"],
         "the data folder: afile/x/MNIST/raw cannot be written (afile is not a folder)",
     ),
+    "default_root_dir, which lab-cnn's logger would not use": (
+        ["fit", *BASELINE, "--trainer.default_root_dir", "elsewhere"],
+        "trainer.default_root_dir: 'elsewhere' is not allowed: a run's logs and checkpoints go to lightning_logs/",
+    ),
     "data folder empty": (["data", "--data-dir", ""], "the data folder: '' is not allowed"),
     "config a FIFO": (["fit", "--config", "fifo.yaml"], "fifo.yaml: not a regular file; a config file is YAML text"),
     "summary config a FIFO": (["summary", "--config", "fifo.yaml"], "fifo.yaml: not a regular file"),
