@@ -518,3 +518,23 @@ def test_a_report_replaces_its_files_whole_and_writes_through_no_link(tmp_path) 
     assert not (folder / "pooling.png").is_symlink() and (folder / "pooling.png").read_bytes().startswith(b"\x89PNG")
     assert "## Cost in $\\frac$" in page
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_file_the_report_cannot_write_is_one_line_naming_it_and_leaves_the_page_as_it_was(tmp_path) -> None:
+    """Not in the issue: where the new page would be written first is a folder; report.md itself is a folder."""
+    cwd = clone(tmp_path, "pooling")
+    folder = cwd / "reports/pooling"
+    (folder / ".report.md.tmp").mkdir()
+    before = files(cwd)
+    line = one_line_error(run_in_process("report", "reports/pooling", cwd=cwd))
+    assert line == (
+        "lab-cnn: error: reports/pooling/.report.md.tmp (the new report.md, before it replaces it): cannot be "
+        "written (Is a directory)"
+    ), line
+    assert files(cwd) == before
+    (folder / ".report.md.tmp").rmdir()
+    (folder / "report.md").unlink()
+    (folder / "report.md").mkdir()
+    line = one_line_error(run_in_process("report", "reports/pooling", cwd=cwd))
+    assert line == "lab-cnn: error: reports/pooling/report.md: cannot be replaced (Is a directory)", line
+    assert not (folder / ".report.md.tmp").exists()

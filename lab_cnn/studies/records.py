@@ -138,11 +138,16 @@ def replace_file(path: Path, content: str | bytes) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         temporary.write_bytes(data)
+    except OSError as e:
+        raise UserError(
+            f"{temporary} (the new {path.name}, before it replaces it): cannot be written ({e.strerror})"
+        ) from None
+    try:
         os.replace(temporary, path)
     except OSError as e:
         with contextlib.suppress(OSError):
             temporary.unlink()
-        raise UserError(f"{path}: cannot be written ({e.strerror})") from None
+        raise UserError(f"{path}: cannot be replaced ({e.strerror})") from None
 
 
 def read_runs(folder: Path) -> dict[str, dict[str, Any]]:
