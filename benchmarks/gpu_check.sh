@@ -2,7 +2,7 @@
 # Every GPU check of lab-cnn in one run (about 5 minutes on one H100/H200): the GPU tests, the start-up
 # costs of the machine, a cold `make train-gpu` command, and `make bench DEVICE=gpu EPOCHS=5` (which
 # writes benchmarks/results-gpu.json and appends to benchmarks/RESULTS.md). With SWEEP=1 it also times
-# every steps_per_call and precision (benchmarks/steps_sweep.py, about 40 s more).
+# every steps per call and precision (benchmarks/steps_sweep.py, about 40 s more).
 # Run in the repository root on a machine with one CUDA GPU where torch, Lightning, torchmetrics,
 # jsonargparse and TensorBoard import:   benchmarks/gpu_check.sh [OUTDIR]   (default benchmarks/gpu-check)
 set -uo pipefail
@@ -36,7 +36,7 @@ step "GPU tests"
 timeout 300 $py -m pytest -q -m gpu -p no:cacheprovider tests/test_steps.py 2>&1 | tail -15
 
 if [ -n "${SWEEP:-}" ]; then
-    step "steps_per_call and precision"
+    step "steps per call and precision"
     timeout 200 $py -m benchmarks.steps_sweep --epochs 2 --data-dir data 2>&1 | grep "^|" | tee "$out/sweep.md"
 fi
 

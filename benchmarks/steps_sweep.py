@@ -1,5 +1,5 @@
-"""Training-loop time of the lab's nets on one GPU for several ``steps_per_call`` and precisions,
-in one process (what ``configs/trainer/gpu.yaml`` chooses from). Prints a Markdown table.
+"""Training-loop time of the lab's nets on one GPU for several steps per call (lab_cnn.fast.StepsPerCall) and
+precisions, in one process (what ``configs/trainer/gpu.yaml`` chooses from). Prints a Markdown table.
 
     python -m benchmarks.steps_sweep [--epochs 2] [--data-dir data]
 """
@@ -13,6 +13,7 @@ import lightning as L
 from benchmarks.timing import clock
 from keras_parity.module import KerasNet
 from lab_cnn.data import MNISTDataModule
+from lab_cnn.fast import StepsPerCall
 from lab_cnn.module import LabNet
 
 NETS = {"lab net": (LabNet, "standard", True), "Keras port": (KerasNet, "unit", False)}  # model, normalize, shuffle
@@ -35,10 +36,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--data-dir", default="data")
-    p.add_argument("--steps", default="1,8,16,32,64", help="steps_per_call values, comma-separated")
+    p.add_argument("--steps", default="1,8,16,32,64", help="steps per call, comma-separated")
     p.add_argument("--accelerator", default="gpu", help="gpu (default), or cpu for a dry run")
     args = p.parse_args()
-    print("| net | precision | steps_per_call | first epoch s | later epochs s (mean) | train acc, last epoch |")
+    print("| net | precision | steps per call | first epoch s | later epochs s (mean) | train acc, last epoch |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, (model_class, normalize, shuffle) in NETS.items():
         for precision in ("32-true", "bf16-mixed"):
@@ -55,10 +56,10 @@ def main() -> None:
                     enable_progress_bar=False,
                     enable_model_summary=False,
                     limit_val_batches=0,
-                    callbacks=[timer],
+                    callbacks=[timer, *([StepsPerCall(k)] if k > 1 else [])],
                 )
                 trainer.fit(
-                    model_class(steps_per_call=k),
+                    model_class(),
                     MNISTDataModule(args.data_dir, normalize=normalize, shuffle=shuffle),  # type: ignore[arg-type]
                 )
                 later = timer.seconds[1:] or timer.seconds

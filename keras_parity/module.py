@@ -33,15 +33,12 @@ class KerasNet(Classifier):
     Args:
         lr: SGD learning rate (the Keras lab: 0.01).
         momentum: SGD momentum (the Keras lab: none).
-        steps_per_call: optimizer steps (batches) per Lightning training step; more is faster on a GPU.
         knobs: the net's, :class:`~keras_parity.nets.KerasCNN`'s arguments.
     """
 
-    def __init__(
-        self, lr: float = KERAS_LR, momentum: float = KERAS_MOMENTUM, steps_per_call: int = 1, **knobs: Any
-    ) -> None:
+    def __init__(self, lr: float = KERAS_LR, momentum: float = KERAS_MOMENTUM, **knobs: Any) -> None:
         knobs = all_knobs(KerasCNN, knobs)  # all of them in the hyperparameters, not only those given
-        super().__init__(KerasCNN(**knobs), lr, momentum, steps_per_call)
+        super().__init__(KerasCNN(**knobs), lr, momentum)
         self.save_hyperparameters()
 
 

@@ -120,8 +120,10 @@ class MNISTDataModule(L.LightningDataModule):
         self.data_dir, self.batch_size, self.normalize = data_dir, batch_size, normalize
         self.shuffle, self.val_size, self.seed, self.predict_path = shuffle, val_size, seed, predict_path
         self.train_set: TensorBatches | None = None
-        # Set by the fast path (lab_cnn.fast), which serves training batches in chunks: Lightning's
-        # limit_train_batches would count chunks, so the data module counts the batches instead.
+        # Set for a fit by a callback that takes several optimizer steps per training step (the GPU fast
+        # path, lab_cnn.fast): training batches are served in chunks of that many, and as Lightning's
+        # limit_train_batches would count chunks, the data module counts the batches instead.
+        self.steps_per_call = 1
         self.train_batches_limit: int | float | None = None
         self.verified = False
         self.predict_digits: list[Digit] | None = None
@@ -177,10 +179,9 @@ class MNISTDataModule(L.LightningDataModule):
         return counted
 
     def train_dataloader(self) -> DataLoader:
-        """Batches; chunks of K batches for a model with ``steps_per_call`` K > 1 (lab_cnn.fast)."""
-        model = self.trainer.lightning_module if self.trainer else None
+        """Batches; chunks of K batches when ``steps_per_call`` K > 1 (the fast path's)."""
         assert self.train_set is not None, "setup() comes first"
-        return self._loader(self.train_set, training=True, steps=getattr(model, "steps_per_call", 1))
+        return self._loader(self.train_set, training=True, steps=self.steps_per_call)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set)

@@ -145,7 +145,7 @@ class Inspection(L.Callback):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         """The test's figures, and the hyperparameters with the final test metrics (TensorBoard's HParams)."""
-        writer, step = writer_of(trainer), trainer.global_step
+        writer, step = writer_of(trainer), pl_module.steps_trained
         if writer is None:
             return
         final = {f"hp/{k.replace('/', '_')}": float(trainer.callback_metrics[k]) for k in ("test/acc", "test/loss")}

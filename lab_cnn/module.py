@@ -55,20 +55,25 @@ class Classifier(L.LightningModule):
     ``train/loss``, ``train/acc`` (train mode, dropout on, as the lab counts it), ``val/loss``,
     ``val/acc``, ``test/loss``, ``test/acc``; each epoch's values are also kept in ``history``.
 
-    ``steps_per_call`` K > 1 is the GPU fast path (:mod:`lab_cnn.fast`): each training step takes K
-    consecutive batches and makes one optimizer step per batch, the same steps in the same order as
-    K = 1, replayed from a CUDA graph on a GPU.
+    The GPU fast path (a Trainer callback, ``configs/trainer/gpu.yaml``) takes several optimizer steps per
+    training step, through :meth:`record_train_steps` for the epoch's metrics; this class does not know it.
     """
 
-    def __init__(self, net: nn.Module, lr: float, momentum: float, steps_per_call: int = 1) -> None:
+    def __init__(self, net: nn.Module, lr: float, momentum: float) -> None:
         super().__init__()
-        check_recipe(lr, momentum, steps_per_call)
+        check_recipe(lr, momentum)
         self.net, self.lr, self.momentum = net.to(memory_format=torch.channels_last), lr, momentum
-        self.steps_per_call = steps_per_call
-        self.automatic_optimization = steps_per_call == 1  # K > 1 takes its optimizer steps itself
         self.train_metrics, self.val_metrics, self.test_metrics = EpochMetrics(), EpochMetrics(), EpochMetrics()
         self.history: dict[int, dict[str, float]] = {}  # epoch -> the values logged for it
-        self.trained_steps = 0  # optimizer steps of the checkpoint loaded, the x of a test of it
+        # Optimizer steps the model took that the Trainer's own count does not show: a loaded checkpoint's, for
+        # a test of it; a fit's by another loop (the fast path's), after it. See steps_trained.
+        self.trained_steps = 0
+
+    @property
+    def steps_trained(self) -> int:
+        """The optimizer steps the model has taken, the x-axis of what is logged: of this fit so far, or of the
+        checkpoint tested."""
+        return max(self.global_step, self.trained_steps)
 
     def setup(self, stage: str) -> None:
         # `trainer.deterministic: true` also fills every new tensor with NaN, a check for reads of
@@ -77,13 +82,6 @@ class Classifier(L.LightningModule):
         torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]  # not in torch's stub
         if self.trainer.strategy.root_device.type == "cuda":  # float32 matrix products on tensor cores (TF32)
             torch.set_float32_matmul_precision("high")
-
-    def check_trainer_options(self, options: dict[str, Any], data: Any) -> None:
-        """Trainer options the fast path counts in its own way, or refuses (:mod:`lab_cnn.fast`)."""
-        if self.steps_per_call > 1:
-            from lab_cnn.fast import check_trainer_options
-
-            check_trainer_options(options, self.steps_per_call, data)
 
     def forward(self, x: Tensor) -> Tensor:
         """Log-probabilities of images, given in the net's dtype (64-true and bf16-true keep the net in it)."""
@@ -97,17 +95,9 @@ class Classifier(L.LightningModule):
         if "rng_cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["rng_cuda"])
         self.losses = LossWatch()
-        if self.steps_per_call > 1:
-            from lab_cnn.fast import MultiStep
 
-            self.multi_step = MultiStep(self)
-
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
-        """The loss of a batch, for Lightning's optimizer step (K > 1: the fast path's K steps on a chunk of
-        K batches, no loss)."""
-        if self.steps_per_call > 1:
-            self.multi_step(batch)
-            return None
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """The loss of a batch, for Lightning's optimizer step."""
         x, y = batch
         log_probs = self(x)
         losses = F.nll_loss(log_probs.float(), y, reduction="none")
@@ -115,7 +105,8 @@ class Classifier(L.LightningModule):
         return losses.mean()
 
     def record_train_steps(self, loss_sums: Tensor, predicted: Tensor, y: Tensor, first_step: int) -> None:
-        """The epoch's metrics take the loss sums of the steps from ``first_step`` on; a NaN stops the run."""
+        """The epoch's metrics take the loss sums of the steps from ``first_step`` on (one step here; the fast
+        path's K at a time); a NaN stops the run."""
         self.train_metrics.update(loss_sums, predicted, y)
         self.stop_if_diverged(self.losses.watch(loss_sums, first_step))
 
@@ -158,7 +149,7 @@ class Classifier(L.LightningModule):
         # ("step") is the optimizer steps taken, whatever the steps per call.
         values = {f"{stage}/loss": loss, f"{stage}/acc": confusion.trace() / confusion.sum()}
         self.log_dict(values, sync_dist=True)
-        self.log("step", float(max(self.global_step, self.trained_steps)), sync_dist=True)
+        self.log("step", float(self.steps_trained), sync_dist=True)
         if stage != "test" and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
             self.history.setdefault(self.current_epoch, {}).update({k: float(v) for k, v in values.items()})
         return loss, confusion
@@ -225,11 +216,10 @@ class LabNet(Classifier):
     Args:
         lr: SGD learning rate.
         momentum: SGD momentum.
-        steps_per_call: optimizer steps (batches) per Lightning training step; more is faster on a GPU.
         knobs: the net's, :class:`~lab_cnn.nets.LabCNN`'s arguments.
     """
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.5, steps_per_call: int = 1, **knobs: Any) -> None:
+    def __init__(self, lr: float = 0.01, momentum: float = 0.5, **knobs: Any) -> None:
         knobs = all_knobs(LabCNN, knobs)  # all of them in the hyperparameters, not only those given
-        super().__init__(LabCNN(**knobs), lr, momentum, steps_per_call)
+        super().__init__(LabCNN(**knobs), lr, momentum)
         self.save_hyperparameters()

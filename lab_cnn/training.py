@@ -193,7 +193,9 @@ def make_trainer(
             f"trainer.default_root_dir: {options['default_root_dir']!r} is not allowed: a run's logs and checkpoints "
             f"go to {LOG_DIR}/<name>/version_N; choose <name> with --name, or run in another folder"
         )
-    model.check_trainer_options(options, data)
+    for callback in options.get("callbacks") or []:  # one that runs the steps its own way (lab_cnn.fast)
+        if hasattr(callback, "check_trainer_options"):
+            callback.check_trainer_options(options)
     data.prepare_data()  # a data problem stops the command before it makes a folder
     if options.get("logger") in (None, True):
         options["logger"] = logger_for_run(stage, name, checkpoint)

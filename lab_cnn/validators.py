@@ -51,14 +51,13 @@ def choice(key: str, value: str, options: Mapping[str, T]) -> T:
     return options[value]
 
 
-def check_recipe(lr: float = 0.01, momentum: float = 0.0, steps_per_call: int = 1) -> None:
+def check_recipe(lr: float = 0.01, momentum: float = 0.0) -> None:
     """The training recipe every lab-cnn model takes beside its net's knobs: SGD's learning rate
-    (> 0) and momentum (in [0, 1)), and optimizer steps per Lightning step (a whole number >= 1)."""
+    (> 0) and momentum (in [0, 1))."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
         raise UserError(f"model.lr: {lr!r} is not allowed; use a learning rate > 0, e.g. 0.01")
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
         raise UserError(f"model.momentum: {momentum!r} is not allowed; use a number in [0, 1), e.g. 0.5")
-    positive_int("model.steps_per_call", steps_per_call)
 
 
-RECIPE = ("lr", "momentum", "steps_per_call")  # check_recipe's arguments
+RECIPE = ("lr", "momentum")  # check_recipe's arguments

@@ -90,6 +90,11 @@ def as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def steps_per_call(k: int) -> list[str]:
+    """The fast path's callback with K steps per call, as configs/trainer/gpu.yaml adds it (without the GPU)."""
+    return ["--trainer.callbacks+=lab_cnn.fast.StepsPerCall", f"--trainer.callbacks.steps={k}"]
+
+
 def fit_args(config: str, *extra: str) -> list[str]:
     """``fit`` of a shipped config on the repository's data, from any folder."""
     return ["fit", "--config", str(CONFIGS / config), "--data.data_dir", str(DATA_DIR), *extra]

@@ -23,12 +23,13 @@ import yaml
 
 import lab_cnn
 from lab_cnn.data import BatchOrder, TensorBatches
-from tests.helpers import CONFIGS, DATA_DIR, REPO, as_in_a_terminal, fit_args, run, scalars
+from tests.helpers import CONFIGS, DATA_DIR, REPO, as_in_a_terminal, fit_args, run, scalars, steps_per_call
 
 BASELINE = str(CONFIGS / "baseline.yaml")
 DATA = {"data_dir": str(DATA_DIR)}
 SHORT = {"max_epochs": 1, "limit_train_batches": 12, "limit_val_batches": 3, "limit_test_batches": 3}
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
+STEPS_PER_CALL_8 = {"class_path": "lab_cnn.fast.StepsPerCall", "init_args": {"steps": 8}}  # as gpu.yaml has it
 
 
 def as_options(section: str, values: dict) -> list[str]:
@@ -103,14 +104,14 @@ def test_a_mistake_raises_user_error_with_the_commands_message(call, expected: s
 
 
 @pytest.mark.parametrize("limit", [45, 0.1])
-def test_steps_per_call_counts_batches_as_one_step_per_call_does(limit: int | float, tmp_path, monkeypatch) -> None:
+def test_steps_per_call_count_batches_as_the_textbook_step_does(limit: int | float, tmp_path, monkeypatch) -> None:
     """45 batches are 45 optimizer steps whatever K (at K = 8: five chunks of 8 and one of 5); so is a
     fraction of the epoch's 469."""
     monkeypatch.chdir(tmp_path)
     trainer = {**SHORT, **QUIET, "limit_train_batches": limit}
     results = {
-        k: lab_cnn.fit(BASELINE, model={"steps_per_call": k}, data=DATA, trainer=trainer, name=f"k{k}", inspect=False)
-        for k in (1, 8)
+        k: lab_cnn.fit(BASELINE, data=DATA, trainer={**trainer, "callbacks": steps}, name=f"k{k}", inspect=False)
+        for k, steps in ((1, []), (8, [STEPS_PER_CALL_8]))
     }
     assert results[1].metrics == results[8].metrics and results[1].history == results[8].history
     steps = torch.load(results[8].checkpoint, weights_only=True)["global_step"]
@@ -130,7 +131,7 @@ def test_steps_per_call_counts_batches_as_one_step_per_call_does(limit: int | fl
 def test_options_the_fast_path_cannot_count_are_refused(trainer: dict, expected: str, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(lab_cnn.UserError, match=re.escape(expected)):
-        lab_cnn.fit(BASELINE, model={"steps_per_call": 8}, data=DATA, trainer={**SHORT, **QUIET, **trainer})
+        lab_cnn.fit(BASELINE, data=DATA, trainer={**SHORT, **QUIET, **trainer, "callbacks": [STEPS_PER_CALL_8]})
     assert not list(tmp_path.glob("lightning_logs/*/version_*/checkpoints"))
 
 
@@ -156,7 +157,7 @@ def test_lightnings_load_from_checkpoint_rebuilds_the_runs_model(trained_run: Pa
     it builds is the one lab_cnn.load builds from the run's config.yaml, weights and all."""
     checkpoint = next(trained_run.glob("lightning_logs/baseline/version_*/checkpoints/last.ckpt"))
     loaded, expected = lab_cnn.LabNet.load_from_checkpoint(checkpoint, weights_only=True), lab_cnn.load(checkpoint)
-    assert dict(loaded.hparams) == dict(expected.hparams) and len(loaded.hparams) == 11
+    assert dict(loaded.hparams) == dict(expected.hparams) and len(loaded.hparams) == 10
     assert all(torch.equal(v, expected.state_dict()[k]) for k, v in loaded.state_dict().items())
 
 
@@ -166,7 +167,7 @@ def test_lightnings_load_from_checkpoint_rebuilds_the_runs_model(trained_run: Pa
         (["--model.lr", "0.5"], "trained with model.lr 0.01 and this command has 0.5"),
         (["--model.momentum", "0.9"], "trained with model.momentum 0.5 and this command has 0.9"),
         (["--data.batch_size", "32"], "trained with data.batch_size 128 and this command has 32"),
-        (["--model.steps_per_call", "8"], "trained with model.steps_per_call 1"),
+        (steps_per_call(8), "trained with trainer.callbacks None"),
         (["--seed_everything", "2"], "trained with seed_everything 1 and this command has 2"),
         (["--name", "other"], "--name other: --ckpt_path"),
     ],
@@ -199,8 +200,9 @@ def test_a_checkpoints_test_is_logged_at_its_last_step(trained_run: Path) -> Non
     common = ["--config", BASELINE, "--data.data_dir", str(DATA_DIR), "--trainer.limit_test_batches", "3"]
     result = run("test", *common, "--ckpt_path", "last", cwd=trained_run)
     assert result.returncode == 0, result.stderr[-2000:]
-    steps = [step for step, _ in scalars(trained_run / "lightning_logs/baseline/version_0", True)["test/acc"]]
-    assert steps == [12, 12]  # fit's own test, then this one: both after the run's 12 steps
+    logged = scalars(trained_run / "lightning_logs/baseline/version_0", True)
+    for tag in ("test/acc", "hp/test_acc"):  # the test's own scalar, and the inspection's (TensorBoard's HParams)
+        assert [step for step, _ in logged[tag]] == [12, 12], tag  # fit's own test, then this one: after 12 steps
 
 
 @pytest.mark.parametrize("processes", [2, 3, 7])

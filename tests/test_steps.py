@@ -1,5 +1,6 @@
-"""``--model.steps_per_call K``: K optimizer steps per Lightning step, the same training step for step;
-on a GPU replayed from a CUDA graph (the tests marked ``gpu`` run only there: ``pytest -m gpu``)."""
+"""The fast path's callback (lab_cnn.fast.StepsPerCall, K steps): K optimizer steps per Lightning step, the same
+training step for step; on a GPU replayed from a CUDA graph (the tests marked ``gpu`` run only there:
+``pytest -m gpu``)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import torch
 
 from keras_parity.module import KerasNet
 from lab_cnn.data import MNISTDataModule
-from lab_cnn.fast import count_optimizer_steps
+from lab_cnn.fast import StepsPerCall, count_optimizer_steps
 from lab_cnn.module import LabNet
-from tests.helpers import CONFIGS, DATA_DIR, fit_args, run, scalars
+from tests.helpers import CONFIGS, DATA_DIR, fit_args, run, scalars, steps_per_call
 
 # 10,000 training images (the other 50,000 held out): 79 batches an epoch, the last of 16 images,
 # so every K below ends each epoch with a partial chunk.
@@ -35,7 +36,7 @@ SMALL_EPOCHS = [
 
 def fit_with_steps(tmp_path: Path, config: str, k: int, *extra: str) -> tuple[str, dict[str, list[tuple[int, float]]]]:
     result = run(
-        *fit_args(config, "--model.steps_per_call", str(k), "--name", f"k{k}", *SMALL_EPOCHS, *extra),
+        *fit_args(config, *(steps_per_call(k) if k > 1 else []), "--name", f"k{k}", *SMALL_EPOCHS, *extra),
         cwd=tmp_path,
         env={"OMP_NUM_THREADS": "1"},  # a core each: the runs go two at a time
     )
@@ -84,26 +85,50 @@ def test_count_optimizer_steps_moves_lightnings_global_step() -> None:
 
     trainer = L.Trainer(
         max_epochs=1,
-        limit_train_batches=2,
+        limit_train_batches=4,  # batches: two calls of 2
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[Count()],
+        callbacks=[StepsPerCall(2), Count()],
     )
-    trainer.fit(LabNet(steps_per_call=2), MNISTDataModule(str(DATA_DIR)))
+    trainer.fit(LabNet(), MNISTDataModule(str(DATA_DIR)))
     assert seen == [(2, 5), (7, 10)]  # 2 steps per call, counted by Lightning, and 3 more each time
 
 
-def test_steps_per_call_must_be_a_whole_number(tmp_path) -> None:
-    result = run(*fit_args("baseline.yaml", "--model.steps_per_call", "0"), cwd=tmp_path)
-    assert result.returncode == 2 and "steps_per_call: 0 is not allowed" in result.stderr
-    assert not (tmp_path / "lightning_logs").exists()
+def test_the_model_after_a_fast_fit_is_the_textbook_one_again() -> None:
+    """The callback takes the model's training step over for a fit only: after it, or after a fit that failed,
+    the model trains as Lightning's docs show (its class's training_step, automatic optimization)."""
+    for fails in (False, True):
+        model, steps = LabNet(), StepsPerCall(4)
+        trainer = L.Trainer(
+            max_epochs=1,
+            limit_train_batches=8,  # batches: two calls of 4
+            limit_val_batches=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[steps, *([Fail()] if fails else [])],
+        )
+        data = MNISTDataModule(str(DATA_DIR))
+        try:
+            trainer.fit(model, data)
+        except RuntimeError as e:
+            assert fails and str(e) == "stop here"
+        assert model.steps_trained == (4 if fails else 8)  # the chunks' steps were taken, and counted
+        assert "training_step" not in vars(model) and model.automatic_optimization
+        assert (data.steps_per_call, data.train_batches_limit, trainer.limit_train_batches) == (1, None, 8)
 
 
-def gpu_fit(model: L.LightningModule, precision: str, **data_args) -> float:
-    """Test accuracy after one epoch on the GPU."""
+class Fail(L.Callback):
+    def on_train_batch_end(self, *_: object) -> None:
+        raise RuntimeError("stop here")
+
+
+def gpu_fit(model: L.LightningModule, precision: str, steps: StepsPerCall | None = None, **data_args) -> float:
+    """Test accuracy after one epoch on the GPU, with ``steps`` per call."""
     trainer = L.Trainer(
         accelerator="gpu",
         devices=1,
@@ -113,6 +138,7 @@ def gpu_fit(model: L.LightningModule, precision: str, **data_args) -> float:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=[steps] if steps else [],
     )
     data = MNISTDataModule(str(DATA_DIR), **data_args)
     trainer.fit(model, data)
@@ -126,12 +152,12 @@ def gpu_fit(model: L.LightningModule, precision: str, **data_args) -> float:
 def test_a_cuda_graph_replays_the_steps_and_trains_like_eager(precision: str, recwarn) -> None:
     """469 batches: 58 chunks of 8, replayed from the graph after the first two, and one of 5, eager."""
     L.seed_everything(1)  # both start from the same weights
-    graphed = LabNet(steps_per_call=8)
-    graphed_acc = gpu_fit(graphed, precision)
-    assert graphed.multi_step.block.graph is not None
+    steps = StepsPerCall(8)
+    graphed_acc = gpu_fit(LabNet(), precision, steps)
+    assert steps.multi_step.block.graph is not None
     assert not [w for w in recwarn if "graph capture failed" in str(w.message)]
     L.seed_everything(1)
-    eager_acc = gpu_fit(LabNet(steps_per_call=1), precision)
+    eager_acc = gpu_fit(LabNet(), precision)
     # one epoch: about 91% (90.7% on the CPU); dropout draws differ between graph and eager
     assert graphed_acc > 0.88 and abs(graphed_acc - eager_acc) < 0.02, (graphed_acc, eager_acc)
 
@@ -142,9 +168,9 @@ def test_the_keras_port_trains_in_a_cuda_graph(recwarn) -> None:
     (84.8% there). Its first epoch swings by points with the dropout draws, so it is not compared with
     an eager run (the 5-epoch bench compares it with the lab's figure)."""
     L.seed_everything(1)
-    port = KerasNet(steps_per_call=8)
-    assert gpu_fit(port, "32-true", normalize="unit", shuffle=False) > 0.8
-    assert port.multi_step.block.graph is not None
+    steps = StepsPerCall(8)
+    assert gpu_fit(KerasNet(), "32-true", steps, normalize="unit", shuffle=False) > 0.8
+    assert steps.multi_step.block.graph is not None
     assert not [w for w in recwarn if "graph capture failed" in str(w.message)]
 
 

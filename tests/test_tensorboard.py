@@ -68,7 +68,7 @@ def test_fit_logs_scalars_histograms_graph_images_and_hparams(fitted) -> None:
         acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     )
     knobs = set(start.session_start_info.hparams)
-    assert {"kernel_size", "pool", "lr", "momentum", "conv_channels", "steps_per_call"} <= knobs
+    assert {"kernel_size", "pool", "lr", "momentum", "conv_channels"} <= knobs
     assert not [k for k in knobs if k.startswith("_")]  # no _class_path, _instantiator
     assert "_hparams_/experiment" not in acc.PluginTagToContent("hparams")  # TensorBoard lists every run's knobs
 

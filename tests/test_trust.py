@@ -19,7 +19,7 @@ import yaml
 
 from lab_cnn import mnist
 from lab_cnn.parse_errors import describe_parse_error
-from tests.helpers import CONFIGS, DATA_DIR, REPO, fit_args, run, run_in_process, scalars
+from tests.helpers import CONFIGS, DATA_DIR, REPO, fit_args, run, run_in_process, scalars, steps_per_call
 
 SHORT = [
     "--trainer.max_epochs",
@@ -242,11 +242,11 @@ MISTAKES = {
         "trained with model.pool 'max' and this command has 'avg'",
     ),  # fmt: skip
     "accumulate": (
-        ["fit", *BASELINE, "--model.steps_per_call", "8", "--trainer.accumulate_grad_batches", "4"],
+        ["fit", *BASELINE, *steps_per_call(8), "--trainer.accumulate_grad_batches", "4"],
         "trainer.accumulate_grad_batches: 4 is not allowed",
     ),
     "clip": (
-        ["fit", *BASELINE, "--model.steps_per_call", "4", "--trainer.gradient_clip_val", "1.0"],
+        ["fit", *BASELINE, *steps_per_call(4), "--trainer.gradient_clip_val", "1.0"],
         "trainer.gradient_clip_val: 1.0 is not allowed",
     ),
     "name dot": (["fit", *BASELINE, "--name", "."], "--name: '.' is not allowed"),
@@ -284,7 +284,7 @@ MISTAKES = {
         "data.batch_size: 'many' is not allowed; expected int",
     ),
     "max epochs -1": (["fit", *BASELINE, "--trainer.max_epochs", "-1"], "trainer.max_epochs: -1 is not allowed"),
-    "steps per call": (["fit", *BASELINE, "--model.steps_per_call", "0"], "model.steps_per_call: 0 is not allowed"),
+    "steps per call": (["fit", *BASELINE, *steps_per_call(0)], "StepsPerCall steps: 0 is not allowed"),
     "study seeds": (
         ["study", str(CONFIGS / "studies" / "pooling.yaml"), "--seeds", "0"],
         "--seeds: '0' is not allowed",
