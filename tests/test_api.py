@@ -4,6 +4,7 @@ each test image counts once, each epoch shows its own numbers, and the session's
 
 from __future__ import annotations
 
+import ast
 import os
 import random
 import re
@@ -282,14 +283,31 @@ def test_importing_lab_cnn_changes_no_settings_of_the_session() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+LAYERS = ("lab_cnn.cli", "lab_cnn.studies", "lab_cnn.fast", "lab_cnn.explore", "keras_parity")  # on the core
+
+
+def test_the_core_imports_no_layer_anywhere_in_its_code() -> None:
+    """README: the layers import the core and nothing imports back; an import inside a function counts too
+    (``python -m lab_cnn``, the command's entry point, is the CLI's)."""
+    found = []
+    for path in sorted((REPO / "lab_cnn").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            found += [f"{path.name}: {n}" for n in names if n.startswith(LAYERS) and path.name != "__main__.py"]
+    assert not found
+
+
 def test_a_run_and_a_read_run_import_no_tensorflow_and_leave_its_summaries_working(tmp_path) -> None:
-    """In a user's session, a lab-cnn run (with its inspection) and a read of its events do without
-    TensorFlow, and TensorFlow's tf.summary (keras-parity's scalars and HParams, Keras' TensorBoard callback)
-    still writes after them (lab_cnn.compat.tensorboard_without_tensorflow)."""
+    """In a user's session, a lab-cnn run (with its inspection) imports no layer (the core alone runs it) and,
+    with a read of its events, does without TensorFlow, and TensorFlow's tf.summary (keras-parity's scalars and
+    HParams, Keras' TensorBoard callback) still writes after them (lab_cnn.compat.tensorboard_without_tensorflow)."""
     code = (
         "import sys, lab_cnn\n"
-        "from lab_cnn.studies.study import read_run\n"
         f"result = lab_cnn.fit({str(BASELINE)!r}, data={DATA!r}, trainer={{**{SHORT!r}, **{QUIET!r}}})\n"
+        f"assert not [m for m in sys.modules if m.startswith({LAYERS!r})], 'a run of the core imported a layer'\n"
+        "from lab_cnn.studies.study import read_run\n"
         "read_run(result.log_dir)\n"
         "assert 'tensorflow' not in sys.modules, 'a lab-cnn run imported TensorFlow'\n"
         "import tensorflow as tf\n"
