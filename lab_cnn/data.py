@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from lab_cnn.mnist import load_split, normalize
 from lab_cnn.validators import positive_int
 
 TRAIN_SIZE = 60_000
+TEST_SIZE = 10_000
 
 
 class TensorBatches(Dataset):
@@ -165,18 +167,28 @@ class MNISTDataModule(L.LightningDataModule):
         # (dropout's), or a resumed run would draw its dropout masks at another offset.
         replicas, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
         order = BatchOrder(data, self.batch_size * steps, shuffle, self.seed, replicas, rank, each_once=not training)
-        if steps > 1 and self.train_batches_limit is not None:
-            order.images = min(order.num_samples, self.batch_size * self.limited_batches(order.num_samples))
+        if steps > 1 and self.train_batches_limit is not None:  # counted as Lightning counts them
+            batches = counted_batches("train", self.train_batches_limit, -(-order.num_samples // self.batch_size))
+            order.images = min(order.num_samples, self.batch_size * batches)
         collate: Callable[[Any], Any] = as_batch if steps == 1 else partial(as_chunk, self.batch_size)
         return DataLoader(data, batch_size=None, sampler=order, collate_fn=collate, generator=torch.Generator())
 
-    def limited_batches(self, images: int) -> int:
-        """How many batches of ``images`` ``train_batches_limit`` allows, counted as Lightning counts them."""
-        limit, batches = self.train_batches_limit or 1.0, -(-images // self.batch_size)
-        counted = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-        if counted < 1:
-            raise UserError(f"trainer.limit_train_batches: {limit!r} leaves no batch of the {batches} an epoch has")
-        return counted
+    def check_batch_limits(self, stage: str, limits: dict[str, int | float], processes: int) -> None:
+        """Every loader a ``stage`` (fit, validate, test, predict) uses keeps a batch under Lightning's
+        ``limit_<split>_batches`` (``limits``: split -> limit): at 0 Lightning would train or test nothing and
+        end as if all went well, and at a fraction below one batch fail after the run's folder is made. A fit
+        may skip its validation with ``limit_val_batches`` 0, as in Lightning."""
+        images = {
+            "train": TRAIN_SIZE - self.val_size,
+            "val": self.val_size or TEST_SIZE,  # without a hold-out the test images validate
+            "test": TEST_SIZE,
+            "predict": len(self.predict_digits) if self.predict_digits is not None else TEST_SIZE,
+        }
+        splits = {"fit": ("train", "val", "test"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+        for split in splits[stage]:
+            if not (stage == "fit" and split == "val" and limits[split] == 0):
+                share = -(-images[split] // processes)  # each process's (lab_cnn.data.BatchOrder)
+                counted_batches(split, limits[split], -(-share // self.batch_size))
 
     def train_dataloader(self) -> DataLoader:
         """Batches; chunks of K batches when ``steps_per_call`` K > 1 (the fast path's)."""
@@ -203,3 +215,22 @@ class MNISTDataModule(L.LightningDataModule):
             return [f"t10k[{i}]" for i in range(len(self.test_set))], self.test_set.labels.tolist()
         assert self.predict_digits is not None, "prepare_data() reads them"
         return [d.name for d in self.predict_digits], [""] * len(self.predict_digits)
+
+
+def counted_batches(split: str, limit: int | float, batches: int) -> int:
+    """The batches of an epoch of ``batches`` that Lightning's ``limit_<split>_batches`` (a number, or a fraction)
+    lets through, counted as Lightning counts them; none is refused."""
+
+    def counted(limit: int | float) -> int:
+        return min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+
+    if counted(limit) < 1:
+        step = 10.0 ** (math.floor(math.log10(1 / batches)) - 1)  # the smallest two-digit fraction that keeps one
+        fraction = math.ceil(1 / batches / step) * step
+        while counted(fraction) < 1:  # 1 / batches rounded up may still fall short in floating point
+            fraction += step
+        raise UserError(
+            f"trainer.limit_{split}_batches: {limit!r} leaves no batch of the {batches} an epoch has; use a whole "
+            f"number >= 1, or a fraction >= {fraction:.2g}"
+        )
+    return counted(limit)

@@ -219,6 +219,8 @@ def make_trainer(
         trainer = Trainer(**options, callbacks=[*given, *ours])
     except (TypeError, ValueError) as e:  # Lightning's own checks of the trainer's arguments
         raise UserError(f"trainer: {first_line(e)}") from None
+    limits = {split: getattr(trainer, f"limit_{split}_batches") for split in ("train", "val", "test", "predict")}
+    data.check_batch_limits(stage, limits, trainer.world_size)
     if stage == "predict" and trainer.world_size > 1:  # each process would write its share under all the labels
         raise UserError(
             f"predict runs in one process, and this trainer has {trainer.world_size}: leave out the strategy and "

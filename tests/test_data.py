@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lab_cnn import mnist
-from lab_cnn.data import MNISTDataModule
+from lab_cnn.data import MNISTDataModule, counted_batches
 from lab_cnn.errors import UserError
 from lab_cnn.mnist import load_split
 from tests.helpers import DATA_DIR
@@ -148,3 +148,12 @@ def test_fetch_replaces_a_damaged_file_with_a_verified_one(tmp_path) -> None:
     shutil.copytree(DATA_DIR / "mirror", tmp_path / "mirror") if (DATA_DIR / "mirror").is_dir() else None
     mnist.fetch(tmp_path)
     assert mnist.problems(tmp_path) == []
+
+
+@pytest.mark.parametrize("batches", [1, 3, 7, 79, 469, 9999, 55555])
+def test_a_refused_batch_limit_suggests_the_smallest_fraction_that_keeps_a_batch(batches: int) -> None:
+    with pytest.raises(UserError, match=rf"leaves no batch of the {batches} an epoch has") as refused:
+        counted_batches("train", 0.0, batches)
+    suggested = float(str(refused.value).rsplit(">= ", 1)[1])
+    assert counted_batches("train", suggested, batches) == 1
+    assert suggested == 1 or suggested * 0.9 * batches < 1  # not much larger than needed

@@ -249,6 +249,26 @@ MISTAKES = {
         ["fit", *BASELINE, *steps_per_call(4), "--trainer.gradient_clip_val", "1.0"],
         "trainer.gradient_clip_val: 1.0 is not allowed",
     ),
+    "train on no batch": (
+        ["fit", *BASELINE, "--trainer.limit_train_batches", "0"],
+        "trainer.limit_train_batches: 0 leaves no batch of the 469",
+    ),
+    "test on no batch after a fit": (
+        ["fit", *BASELINE, "--trainer.limit_test_batches", "0.0"],
+        "trainer.limit_test_batches: 0.0 leaves no batch of the 79",
+    ),
+    "validate on a sliver of a batch": (
+        ["fit", *BASELINE, "--data.val_size", "5000", "--trainer.limit_val_batches", "0.001"],
+        "trainer.limit_val_batches: 0.001 leaves no batch of the 40",
+    ),
+    "validate a checkpoint on no batch": (
+        ["validate", *BASELINE, "--ckpt_path", LAST, "--trainer.limit_val_batches", "0"],
+        "trainer.limit_val_batches: 0 leaves no batch",
+    ),
+    "predict no batch": (
+        ["predict", *BASELINE, "--ckpt_path", LAST, "--trainer.limit_predict_batches", "0"],
+        "trainer.limit_predict_batches: 0 leaves no batch",
+    ),
     "name dot": (["fit", *BASELINE, "--name", "."], "--name: '.' is not allowed"),
     "name of the keras folder": (["fit", *BASELINE, "--name", "keras"], "--name: 'keras' is not allowed"),
     "name too long": (["fit", *BASELINE, "--name", "a/" + "x" * 300], "is not allowed; use a folder name"),
