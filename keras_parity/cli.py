@@ -23,6 +23,7 @@ import json
 import math
 import os
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,8 @@ def checked_model_path(path: str, writing: bool, overwrite: bool = False) -> Pat
 
 def load(model_path: Path, key: str = "--model_path"):
     """A saved model, loaded with ``safe_mode=True`` (no arbitrary code from the file); messages name ``key``."""
+    if not zipfile.is_zipfile(model_path):  # Keras' own error would say "File not found" of a file that is there
+        raise UserError(f"{key}: {model_path} is not a .keras model (the zip archive Keras' model.save writes)")
     from keras_parity.keras_model import keras
 
     try:
@@ -275,10 +278,10 @@ def test(args) -> None:
         if args.run not in (None, name, name.rpartition("/")[0]):
             raise UserError(f"--run: {model_path} was trained in {log_dir}, where its test is logged; leave out --run")
         check_can_write("--run", log_dir)
-    from keras_parity.keras_model import hp, tf  # after the checks that need no TensorFlow: a refusal is quick
+    model = load(model_path)  # which imports TensorFlow after the checks that need none: a refusal is quick
+    from keras_parity.keras_model import hp, tf
     from keras_parity.preload import DETERMINISTIC_MAP_NOTICE, native_stderr_without
 
-    model = load(model_path)
     x, y = keras_arrays(args.data_dir, train=False)
     try:  # compiled here with the lab's loss and metric, whatever (or whether) it was compiled with
         model.compile(loss="categorical_crossentropy", metrics=["accuracy"])

@@ -24,7 +24,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 continue
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    problem=f"the key {key!r} is given twice (line {key_node.start_mark.line + 1})",
+                    problem=f"the key {key!r} is given twice",
                     problem_mark=key_node.start_mark,
                 )
             seen.add(key)
@@ -48,7 +48,7 @@ def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
     try:
         spec = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  # a safe loader
     except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML ({first_line(e)})") from None
+        raise UserError(f"{path}: not valid YAML ({yaml_problem(e)})") from None
     except (ValueError, RecursionError) as e:  # a number of over 4300 digits; lists nested thousands deep
         raise UserError(f"{path}: not a {what} lab-cnn can read ({first_line(e)})") from None
     if spec is None:
@@ -56,6 +56,15 @@ def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise UserError(f"{path}: a {what} is a mapping of keys to values, not a YAML {type(spec).__name__}")
     return spec
+
+
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """What PyYAML found wrong and where, in one line: ``line 2, column 1: found character '\\t' that cannot
+    start any token`` (its own message spreads that over four lines, the text quoted)."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is None or problem is None:
+        return first_line(e)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def config_paths(argv: list[str]) -> list[str]:

@@ -456,7 +456,7 @@ DAMAGES: dict[str, tuple[Callable[[Path], object], str]] = {  # the issue's case
         lambda f: (f / "study.yaml").write_text(
             (f / "study.yaml").read_text().replace("seeds: 5\n", "seeds: 5\nseeds: 6\n")
         ),
-        SPEC + "not valid YAML (the key 'seeds' is given twice (line 5))",
+        SPEC + "not valid YAML (line 5, column 1: the key 'seeds' is given twice)",
     ),
 }
 

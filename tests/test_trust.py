@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,7 @@ def trained(tmp_path_factory) -> Path:
     (folder / "models").mkdir()
     torch.save({"state_dict": {"net.layers.conv1.weight": 1}}, folder / "not_tensors.ckpt")
     (folder / "empty.yaml").write_text("")
+    (folder / "tab.yaml").write_text("model:\n\tlr: 0.1\n")  # YAML indents with spaces only
     os.mkfifo(folder / "fifo.yaml")  # a reader waits for a writer
     (folder / "deep.yaml").write_text((CONFIGS / "baseline.yaml").read_text() + "x: " + "[" * 20_000 + "]" * 20_000)
     (folder / "trainer5.yaml").write_text("trainer: 5\n")
@@ -135,6 +137,10 @@ MISTAKES = {
         "trainer.default_root_dir: 'elsewhere' is not allowed: a run's logs and checkpoints go to lightning_logs/",
     ),
     "data folder empty": (["data", "--data-dir", ""], "the data folder: '' is not allowed"),
+    "config indented by a tab": (
+        ["fit", "--config", "tab.yaml"],
+        "tab.yaml: not valid YAML (line 2, column 1: found character '\\t' that cannot start any token)",
+    ),
     "config a FIFO": (["fit", "--config", "fifo.yaml"], "fifo.yaml: not a regular file; a config file is YAML text"),
     "summary config a FIFO": (["summary", "--config", "fifo.yaml"], "fifo.yaml: not a regular file"),
     "summary config 20,000 deep": (["summary", "--config", "deep.yaml"], "deep.yaml: not a config file lab-cnn can"),
@@ -359,6 +365,10 @@ KERAS_MISTAKES = {
         "device.keras is not a regular file",
     ),
     "not a keras model": (["--mode", "test", "--model_path", "fake.keras"], "fake.keras is not a readable Keras model"),
+    "a text file named .keras": (
+        ["--mode", "test", "--model_path", "typo.yaml.keras"],
+        "typo.yaml.keras is not a .keras model (the zip archive Keras' model.save writes)",
+    ),
     "batch size 0": (
         ["--mode", "train", "--batch-size", "0"],
         "--batch-size: '0' is not allowed; use a whole number >= 1",
@@ -378,7 +388,9 @@ def refused(trained) -> dict[str, tuple[subprocess.CompletedProcess, list[str], 
     refused here with keras_parity.keras_model (TensorFlow's only way in) unimportable, so that a refusal which
     reached it would fail its test, whatever this process imported before."""
     (trained / "typo.yaml").write_text("model:\n  class_path: lab_cnn.LabNet\n  init_args:\n    kernel_siz: 3\n")
-    (trained / "fake.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with zipfile.ZipFile(trained / "fake.keras", "w") as fake:  # a zip archive, but no model in it
+        fake.writestr("notes.txt", "not a model")
+    (trained / "typo.yaml.keras").write_text((trained / "typo.yaml").read_text())
     (trained / "a_folder.keras").mkdir(exist_ok=True)
     (trained / "device.keras").symlink_to(os.devnull)
     before = snapshot(trained)

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import tempfile
-import zipfile
 from pathlib import Path
 
 from PIL import Image
@@ -110,8 +109,6 @@ def keras_net(path: str) -> ExploredNet:
     model_path = Path(path)
     if not model_path.is_file():
         raise UserError(f"--keras-model: {path} {'is not a file' if model_path.exists() else 'does not exist'}")
-    if not zipfile.is_zipfile(model_path):  # Keras' own error would say "File not found"
-        raise UserError(f"--keras-model: {path} is not a .keras model (the zip archive keras-parity saves)")
     return ExploredNet(model_path.name, to_torch(load(model_path, key="--keras-model")), "unit")  # the Keras lab: x/255
 
 
