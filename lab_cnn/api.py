@@ -209,16 +209,24 @@ def options(prefix: str, values: Mapping[str, Any]) -> list[str]:
     """``{"lr": 0.1}`` as ``["--model.lr=0.1"]`` (prefix ``--model.``): values as YAML, which is how the command
     reads them; a text as it is; None leaves the option out."""
     return [
-        f"{prefix}{key}={value if isinstance(value, (str, Path)) else flow_yaml(value)}"
+        f"{prefix}{key}={value if isinstance(value, (str, Path)) else flow_yaml(f'{prefix[2:]}{key}', value)}"
         for key, value in values.items()
         if value is not None
     ]
 
 
-def flow_yaml(value: Any) -> str:
+def flow_yaml(key: str, value: Any) -> str:
     """``value`` as one line of YAML: ``[10, 20]``, ``.inf``, ``true``, ``{a: 1}``; numpy and torch numbers (a
-    sweep's ``np.linspace``) as the Python numbers they hold."""
-    return yaml.safe_dump(plain(value), default_flow_style=True, width=10**9).removesuffix("\n").removesuffix("\n...")
+    sweep's ``np.linspace``) as the Python numbers they hold. A value a config file could not hold (a function,
+    an object) is refused, naming ``key``: the command line could not have given it."""
+    try:
+        dumped = yaml.safe_dump(plain(value), default_flow_style=True, width=10**9)
+    except yaml.representer.RepresenterError:
+        raise UserError(
+            f"{key}: {value!r} is not allowed; give what a config file holds: a number, a text, true or false, "
+            "or a list or dict of them (an object as {'class_path': ..., 'init_args': {...}})"
+        ) from None
+    return dumped.removesuffix("\n").removesuffix("\n...")
 
 
 def plain(value: Any) -> Any:

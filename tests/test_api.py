@@ -95,6 +95,9 @@ def noise_file() -> str:
         (lambda: lab_cnn.fit(BASELINE, trainer="max_epochs=1", data=DATA), "trainer: 'max_epochs=1' is not allowed"),
         (lambda: lab_cnn.fit(BASELINE, name="", data=DATA), "--name: '' is not allowed"),
         (lambda: lab_cnn.fit(BASELINE, seed=-1, data=DATA), "seed_everything: -1 is not allowed"),
+        (lambda: lab_cnn.fit(BASELINE, model={"activation": abs}, data=DATA), "model.activation: <built-in func"),
+        (lambda: lab_cnn.fit(BASELINE, trainer={"callbacks": [object()]}, data=DATA), "trainer.callbacks: [<object"),
+        (lambda: lab_cnn.fit(BASELINE, name=Ellipsis, data=DATA), "name: Ellipsis is not allowed; give what a config"),
     ],
 )
 def test_a_mistake_raises_user_error_with_the_commands_message(call, expected: str, tmp_path, monkeypatch) -> None:
@@ -142,6 +145,17 @@ def test_one_step_per_call_takes_lightnings_own_options(tmp_path, monkeypatch) -
     trainer = {**SHORT, **QUIET, "accumulate_grad_batches": 2, "gradient_clip_val": 0.5, "max_steps": 4}
     result = lab_cnn.fit(BASELINE, data=DATA, trainer=trainer, inspect=False)
     assert torch.load(result.checkpoint, weights_only=True)["global_step"] == 4  # 8 batches, 2 per step
+
+
+def test_a_callback_is_given_as_its_class_and_arguments(tmp_path, monkeypatch) -> None:
+    """docs/api.md: what a config file could hold, so the run's config.yaml makes the same run again."""
+    monkeypatch.chdir(tmp_path)
+    monitor = {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor", "init_args": {"log_momentum": True}}
+    result = lab_cnn.fit(BASELINE, data=DATA, trainer={**SHORT, **QUIET, "callbacks": [monitor]}, inspect=False)
+    logged = scalars(tmp_path / result.log_dir)
+    assert (logged["lr-SGD"][0], logged["lr-SGD-momentum"][0]) == pytest.approx((0.01, 0.5))  # the baseline's
+    (recorded,) = yaml.safe_load((tmp_path / result.log_dir / "config.yaml").read_text())["trainer"]["callbacks"]
+    assert (recorded["class_path"], recorded["init_args"]["log_momentum"]) == (monitor["class_path"], True)
 
 
 @pytest.fixture(scope="module")
