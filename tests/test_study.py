@@ -22,7 +22,7 @@ from lab_cnn.documented import documented
 from lab_cnn.errors import UserError
 from lab_cnn.studies.report import verdict, welch
 from lab_cnn.studies.study import Comparison, Variant, load_study
-from tests.helpers import CONFIGS, DATA_DIR, REPO, run, terminal_job
+from tests.helpers import CONFIGS, DATA_DIR, REPO, run, run_in_process, terminal_job
 
 LAB_TEST_ACC = {"fc50": 96.60, "fc25": 96.24, "two_conv": 97.45, "one_conv": 97.73}  # documented_results.yaml, in %
 TINY = Path("reports") / "tiny-1epochs-3batches"  # the tiny study's own folder: its settings are not the file's
@@ -182,11 +182,11 @@ def test_a_finished_study_is_not_rerun_and_other_settings_never_replace_its_repo
 
 def test_a_failing_variant_is_reported_and_the_others_finish_and_force_reruns(tmp_path) -> None:
     good = {"config": str(CONFIGS / "baseline.yaml"), "args": ["--model.init_args.hidden_units=10"]}
-    bad = {"config": str(CONFIGS / "baseline.yaml"), "args": ["--model.init_args.hidden_units=0"]}
+    bad = {"config": str(CONFIGS / "baseline.yaml"), "args": ["--model.lr=1e6"]}  # found only by training
     tiny_study(tmp_path, bad=bad, good=good)
     first = study(tmp_path)
     assert first.returncode == 2
-    assert "[1/2] neurons/bad seed 1: FAILED" in first.stdout and "hidden_units: 0 is not allowed" in first.stdout
+    assert "[1/2] neurons/bad seed 1: FAILED" in first.stdout and "training diverged" in first.stdout
     assert "[2/2] neurons/good seed 1: done" in first.stdout
     assert first.stderr.strip().splitlines()[-1].startswith("lab-cnn: error: 1 runs failed (neurons/bad seed 1")
     report = (tmp_path / TINY / "report.md").read_text()
@@ -296,6 +296,30 @@ def test_study_file_mistakes_are_one_line_errors(tmp_path) -> None:
     assert (
         missing.returncode == 2 and missing.stderr.strip() == "lab-cnn: error: no-such-study.yaml: study file not found"
     )
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        ({"args": ["--model.hiden_units=10"]}, "narrow: model.hiden_units: unknown key; did you mean model.hidden"),
+        ({"args": ["--model.hidden_units", "ten"]}, "narrow: model.hidden_units: 'ten' is not allowed"),
+        ({"args": ["--data.batch_size=0"]}, "narrow: data.batch_size: 0 is not allowed"),
+        ({"args": ["--seed_everything=4"]}, "narrow: args: --seed_everything is the study's to set for every run"),
+        ({"args": ["--trainer.max_epochs", "3"]}, "narrow: args: --trainer.max_epochs is the study's to set"),
+        ({"keras": {"conv_layerz": 1}}, "narrow: keras.conv_layerz: not a setting of a variant; use activation, "),
+        ({"keras": {"epochs": 3}}, "narrow: keras.epochs: not a setting of a variant"),
+        ({"keras": {"activation": "swish"}}, "narrow: argument --activation: invalid choice: 'swish'"),
+        ({"keras": {"conv_layers": 0}}, "narrow: argument --conv-layers: '0' is not allowed"),
+    ],
+)
+def test_a_variants_mistake_is_one_line_before_any_run(variant: dict, expected: str, tmp_path) -> None:
+    """Found before the runs start, naming the variant (was: every run of it failed, one after another)."""
+    options = {"config": str(CONFIGS / "baseline.yaml"), **variant} if "args" in variant else variant
+    path = tiny_study(tmp_path, wide={"config": str(CONFIGS / "baseline.yaml")}, narrow=options)
+    refused = run_in_process("study", str(path), "--data-dir", str(DATA_DIR), cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith(f"lab-cnn: error: {path}: comparisons.neurons.variants.{expected}")
+    assert refused.stderr.count("\n") == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
 
 
 def test_shipped_studies_load_and_lab_yaml_holds_all_four_comparisons_of_the_lab() -> None:

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -275,6 +275,45 @@ def commands(variant: Variant, key: str, version: int, settings: Settings, seed:
         [sys.executable, "-m", "keras_parity", *train, *([f"--limit-batches={limit}"] if limit else [])],
         [sys.executable, "-m", "keras_parity", "--mode", "test", *common],
     ]
+
+
+def check_commands(study: Study, path: str, data_dir: str) -> None:
+    """Every variant's options read as its run will read them, before any run starts: a misspelled key in
+    ``args`` or ``keras`` is one line naming the variant, not a failure of each of its runs (the model and
+    data module are built, not trained; a Trainer's own checks come with its run); so is an option the study
+    sets for every run (the seed, the epochs), where one of the two would be dropped silently."""
+    from lab_cnn.api import raise_as_user_error
+    from lab_cnn.lightning_cli import lightning_cli
+
+    for c in study.comparisons:
+        for v in c.variants:
+            bare = replace(v, args=[], keras=None if v.keras is None else {})
+            study_sets = {a.partition("=")[0] for argv in commands(bare, "check", 0, study.settings, 1, data_dir)
+                          for a in argv if a.startswith("--")} - {"--config"}  # fmt: skip
+            train = commands(v, "check", 0, study.settings, 1, data_dir)[0]
+            try:
+                if v.keras is None:
+                    for option in (a.partition("=")[0] for a in v.args):
+                        if option in study_sets:
+                            raise UserError(f"args: {option} is the study's to set for every run; leave it out")
+                    try:
+                        lightning_cli(train[train.index("fit") + 1 :], run=False)
+                    except Exception as e:  # noqa: BLE001 - a mistake as the command words it; a bug re-raised
+                        raise_as_user_error(e)
+                else:
+                    from keras_parity.cli import parser
+
+                    keras = parser()
+                    settings = {a.dest for a in keras._actions} - {"help"}
+                    settings -= {o.removeprefix("--").replace("-", "_") for o in study_sets}
+                    for key in sorted(v.keras, key=str):
+                        if key not in settings:
+                            raise UserError(
+                                f"keras.{key}: not a setting of a variant; use {', '.join(sorted(settings))}"
+                            )
+                    keras.parse_args(train[3:])
+            except UserError as e:
+                raise UserError(f"{path}: comparisons.{c.name}.variants.{v.name}: {e}") from None
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
