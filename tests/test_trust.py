@@ -60,6 +60,7 @@ def trained(tmp_path_factory) -> Path:
     assert run(*fit_args("baseline.yaml", *SHORT), cwd=folder).returncode == 0
     torch.save({"not": "weights"}, folder / "junk.pt")
     (folder / "a_folder").mkdir()
+    (folder / "reports" / "study_yaml_a_folder" / "study.yaml").mkdir(parents=True)
     (folder / "list.yaml").write_text("- 1\n- 2\n")
     (folder / "latin1.yaml").write_bytes("model:\n  init_args:\n    activation: r\xe9lu\n".encode("latin-1"))
     (folder / "afile").write_text("a file, not a folder")
@@ -175,6 +176,11 @@ MISTAKES = {
     ),
     "study of a folder": (["study", "a_folder"], "a_folder: a folder, not a study file"),
     "report of a folder without a study": (["report", "a_folder"], "a_folder: no study.yaml here"),
+    "report of a study.yaml that is a folder": (
+        ["report", "reports/study_yaml_a_folder"],
+        "reports/study_yaml_a_folder/study.yaml: a folder, not a study record",
+    ),
+    "report of a file": (["report", "afile"], "afile: not a folder; give a study's report folder"),
     "unknown model class": (
         ["fit", "--model", "nowhere.Net", "--data.data_dir", str(DATA_DIR)],
         "model: 'nowhere.Net' is not a class that can be imported",

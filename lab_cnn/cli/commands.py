@@ -152,6 +152,7 @@ def engine(args: argparse.Namespace) -> Any:
 
 
 def report_command(argv: list[str]) -> None:
+    from lab_cnn.studies.records import SPEC
     from lab_cnn.studies.report import write_report
 
     parser = ArgumentParser(
@@ -160,8 +161,10 @@ def report_command(argv: list[str]) -> None:
     )
     parser.add_argument("folder", help="a study's report folder, e.g. reports/lab")
     folder = Path(parser.parse_args(argv).folder)
-    if not (folder / "study.yaml").is_file():
-        raise UserError(f"{folder}: no study.yaml here; run `lab-cnn study STUDY.yaml` first")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: not a folder; give a study's report folder, e.g. reports/lab")
+    if not (folder / SPEC).exists() and not (folder / SPEC).is_symlink():  # else read_spec says what is wrong
+        raise UserError(f"{folder}: no {SPEC} here; run `lab-cnn study STUDY.yaml` first")
     write_report(folder)
     print(f"Report: {folder / 'report.md'} (plots beside it)")
 
