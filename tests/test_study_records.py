@@ -521,10 +521,12 @@ def test_a_report_replaces_its_files_whole_and_writes_through_no_link(tmp_path) 
 
 
 def test_a_file_the_report_cannot_write_is_one_line_naming_it_and_leaves_the_page_as_it_was(tmp_path) -> None:
-    """Not in the issue: where the new page would be written first is a folder; report.md itself is a folder."""
+    """Not in the issue: where the new page would be written first is a folder; report.md itself is a folder.
+    The plot, written before the page, is older than a rebuild would make it: it too must stay as it was."""
     cwd = clone(tmp_path, "pooling")
     folder = cwd / "reports/pooling"
     (folder / ".report.md.tmp").mkdir()
+    (folder / "pooling.png").write_bytes(b"an older plot")
     before = files(cwd)
     line = one_line_error(run_in_process("report", "reports/pooling", cwd=cwd))
     assert line == (
@@ -537,4 +539,5 @@ def test_a_file_the_report_cannot_write_is_one_line_naming_it_and_leaves_the_pag
     (folder / "report.md").mkdir()
     line = one_line_error(run_in_process("report", "reports/pooling", cwd=cwd))
     assert line == "lab-cnn: error: reports/pooling/report.md: cannot be replaced (Is a directory)", line
-    assert not (folder / ".report.md.tmp").exists()
+    assert not (folder / ".report.md.tmp").exists() and not (folder / ".pooling.png.tmp").exists()
+    assert (folder / "pooling.png").read_bytes() == b"an older plot"

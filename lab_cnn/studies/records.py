@@ -132,22 +132,38 @@ def read_json(path: Path) -> Any:
 
 
 def replace_file(path: Path, content: str | bytes) -> None:
-    """``path`` replaced by ``content`` at once, by a file beside it renamed over it: a write that fails leaves the
-    file as it was, and a link at ``path`` is replaced, not written through (to a file outside the report)."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    temporary = path.with_name(f".{path.name}.tmp")
+    """``path`` replaced by ``content`` at once (:func:`replace_files`)."""
+    replace_files({path: content})
+
+
+def replace_files(contents: dict[Path, str | bytes]) -> None:
+    """Each path replaced by its content, by a file beside it renamed over it, all new files written before
+    any is renamed: a write that fails (a full disk) leaves every file as it was, not a report.md of the old
+    runs beside plots of the new; a link at a path is replaced, not written through (to a file outside)."""
+    for path in contents:  # what a rename over it would fail on, after the files before it were renamed
+        if path.is_dir() and not path.is_symlink():
+            raise UserError(f"{path}: cannot be replaced (Is a directory)")
+    written: list[Path] = []
     try:
-        temporary.write_bytes(data)
-    except OSError as e:
-        raise UserError(
-            f"{temporary} (the new {path.name}, before it replaces it): cannot be written ({e.strerror})"
-        ) from None
-    try:
-        os.replace(temporary, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise UserError(f"{path}: cannot be replaced ({e.strerror})") from None
+        for path, content in contents.items():
+            temporary = path.with_name(f".{path.name}.tmp")
+            try:
+                temporary.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+            except OSError as e:
+                raise UserError(
+                    f"{temporary} (the new {path.name}, before it replaces it): cannot be written ({e.strerror})"
+                ) from None
+            written.append(temporary)
+        for path, temporary in zip(contents, list(written)):
+            try:
+                os.replace(temporary, path)
+            except OSError as e:
+                raise UserError(f"{path}: cannot be replaced ({e.strerror})") from None
+            written.remove(temporary)
+    finally:
+        for temporary in written:  # the new files not renamed into place
+            with contextlib.suppress(OSError):
+                temporary.unlink()
 
 
 def read_runs(folder: Path) -> dict[str, dict[str, Any]]:

@@ -17,7 +17,7 @@ import matplotlib
 from matplotlib.figure import Figure  # figures without pyplot: a notebook's backend stays its own
 
 from lab_cnn.errors import UserError
-from lab_cnn.studies.records import FIX, RUNS, SPEC, read_report, replace_file
+from lab_cnn.studies.records import FIX, RUNS, SPEC, read_report, replace_files
 from lab_cnn.studies.study import Comparison, Variant
 
 SIGNIFICANCE = 0.05
@@ -372,7 +372,5 @@ def write_report(folder: Path) -> Path:
     if spec.get("failures"):
         head += ["## Failed runs", "", *[f"- {failure}" for failure in spec["failures"]], ""]
     report = folder / "report.md"
-    for png, image in plots.items():
-        replace_file(folder / png, image)
-    replace_file(report, "\n".join(head + sections))
+    replace_files({**{folder / png: image for png, image in plots.items()}, report: "\n".join(head + sections)})
     return report
