@@ -219,22 +219,34 @@ def flow_yaml(key: str, value: Any) -> str:
     """``value`` as one line of YAML: ``[10, 20]``, ``.inf``, ``true``, ``{a: 1}``; numpy and torch numbers (a
     sweep's ``np.linspace``) as the Python numbers they hold. A value a config file could not hold (a function,
     an object) is refused, naming ``key``: the command line could not have given it."""
-    try:
-        dumped = yaml.safe_dump(plain(value), default_flow_style=True, width=10**9)
-    except yaml.representer.RepresenterError:
+    value = plain(value)
+    if not config_value(value):
         raise UserError(
             f"{key}: {value!r} is not allowed; give what a config file holds: a number, a text, true or false, "
             "or a list or dict of them (an object as {'class_path': ..., 'init_args': {...}})"
-        ) from None
-    return dumped.removesuffix("\n").removesuffix("\n...")
+        )
+    return yaml.safe_dump(value, default_flow_style=True, width=10**9).removesuffix("\n").removesuffix("\n...")
+
+
+def config_value(value: Any) -> bool:
+    """Whether ``value`` is what a config file holds: a number, a text, true or false, null, or a list or dict
+    of them. Not a set (YAML's ``!!set``, which the parser would take as a list in no order), bytes or an object."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and config_value(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(config_value(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def plain(value: Any) -> Any:
-    """``value`` with numpy and torch scalars and arrays as Python numbers and lists (their ``tolist()``)."""
+    """``value`` with numpy and torch scalars and arrays as Python numbers and lists (their ``tolist()``), and
+    paths as texts."""
     if isinstance(value, Mapping):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
     return value.tolist() if hasattr(value, "tolist") else value
 
 

@@ -98,6 +98,8 @@ def noise_file() -> str:
         (lambda: lab_cnn.fit(BASELINE, model={"activation": abs}, data=DATA), "model.activation: <built-in func"),
         (lambda: lab_cnn.fit(BASELINE, trainer={"callbacks": [object()]}, data=DATA), "trainer.callbacks: [<object"),
         (lambda: lab_cnn.fit(BASELINE, name=Ellipsis, data=DATA), "name: Ellipsis is not allowed; give what a config"),
+        (lambda: lab_cnn.fit(BASELINE, model={"hidden_units": {20, 10}}, data=DATA), "model.hidden_units: {10, 20} is"),
+        (lambda: lab_cnn.fit(BASELINE, model={"hidden_units": [10, b"20"]}, data=DATA), "hidden_units: [10, b'20'] is"),
     ],
 )
 def test_a_mistake_raises_user_error_with_the_commands_message(call, expected: str, tmp_path, monkeypatch) -> None:
