@@ -11,8 +11,34 @@ import yaml
 from lab_cnn.errors import UserError, first_line
 
 
+class NotAConfig(yaml.constructor.ConstructorError):
+    """Valid YAML that no file of lab-cnn's holds: a key that is not a text, a list or mapping inside itself."""
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping: PyYAML would keep the last one silently."""
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML would keep the last one silently),
+    a key that is not a text (``1:``, ``true:``; the parser would fail on it without naming the file) and an
+    alias inside what it names (``a: &x [*x]``: a list holding itself, which the parser would walk forever)."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        inside: set[int] = set()  # the lists and mappings from the document down to the one being walked
+        done: set[int] = set()  # walked whole: an alias to one of these is no loop (and is not walked again)
+        stack = [(node, iter(children(node)))]
+        inside.add(id(node))
+        while stack:
+            parent, rest = stack[-1]
+            child = next(rest, None)
+            if child is None:
+                stack.pop()
+                inside.discard(id(parent))
+                done.add(id(parent))
+            elif id(child) in inside:
+                loop = "an alias inside what its anchor names (a loop)"
+                raise NotAConfig(problem=loop, problem_mark=child.start_mark)
+            elif id(child) not in done and isinstance(child, (yaml.MappingNode, yaml.SequenceNode)):
+                inside.add(id(child))
+                stack.append((child, iter(children(child))))
+        return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()
@@ -20,8 +46,11 @@ class UniqueKeyLoader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges, then keys after it override
                 continue
             key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, (str, int, float, bool)):  # PyYAML's own construction refuses what cannot be a key
-                continue
+            if not isinstance(key, str):
+                raise NotAConfig(
+                    problem=f"the key {key!r} is not a text; keys are names, such as model or max_epochs",
+                    problem_mark=key_node.start_mark,
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     problem=f"the key {key!r} is given twice",
@@ -29,6 +58,13 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def children(node: yaml.Node) -> list[yaml.Node]:
+    """The nodes in a YAML mapping (its keys and values) or list; none in a scalar."""
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
 
 
 def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
@@ -47,6 +83,8 @@ def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
         raise UserError(f"{path}: cannot be read ({e.strerror})") from None
     try:
         spec = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  # a safe loader
+    except NotAConfig as e:
+        raise UserError(f"{path}: not a {what} lab-cnn can read ({yaml_problem(e)})") from None
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML ({yaml_problem(e)})") from None
     except (ValueError, RecursionError) as e:  # a number of over 4300 digits; lists nested thousands deep

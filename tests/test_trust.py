@@ -68,6 +68,8 @@ def trained(tmp_path_factory) -> Path:
     torch.save({"state_dict": {"net.layers.conv1.weight": 1}}, folder / "not_tensors.ckpt")
     (folder / "empty.yaml").write_text("")
     (folder / "tab.yaml").write_text("model:\n\tlr: 0.1\n")  # YAML indents with spaces only
+    (folder / "loop.yaml").write_text("trainer: &x {callbacks: [*x]}\n")  # the parser would walk it forever
+    (folder / "number_key.yaml").write_text("model:\n  init_args:\n    5: 1\n")
     os.mkfifo(folder / "fifo.yaml")  # a reader waits for a writer
     (folder / "deep.yaml").write_text((CONFIGS / "baseline.yaml").read_text() + "x: " + "[" * 20_000 + "]" * 20_000)
     (folder / "trainer5.yaml").write_text("trainer: 5\n")
@@ -141,6 +143,14 @@ MISTAKES = {
     "config indented by a tab": (
         ["fit", "--config", "tab.yaml"],
         "tab.yaml: not valid YAML (line 2, column 1: found character '\\t' that cannot start any token)",
+    ),
+    "config holding itself": (
+        ["fit", "--config", "loop.yaml"],
+        "loop.yaml: not a config file lab-cnn can read (line 1, column 10: an alias inside what its anchor names",
+    ),
+    "summary config with a number for a key": (
+        ["summary", "--config", "number_key.yaml"],
+        "number_key.yaml: not a config file lab-cnn can read (line 3, column 5: the key 5 is not a text",
     ),
     "config a FIFO": (["fit", "--config", "fifo.yaml"], "fifo.yaml: not a regular file; a config file is YAML text"),
     "summary config a FIFO": (["summary", "--config", "fifo.yaml"], "fifo.yaml: not a regular file"),
