@@ -168,14 +168,16 @@ class MNISTDataModule(L.LightningDataModule):
         replicas, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
         order = BatchOrder(data, self.batch_size * steps, shuffle, self.seed, replicas, rank, each_once=not training)
         if steps > 1 and self.train_batches_limit is not None:  # counted as Lightning counts them
-            batches = counted_batches("train", self.train_batches_limit, -(-order.num_samples // self.batch_size))
+            batches = counted_batches(
+                "trainer.limit_train_batches", self.train_batches_limit, -(-order.num_samples // self.batch_size)
+            )
             order.images = min(order.num_samples, self.batch_size * batches)
         collate: Callable[[Any], Any] = as_batch if steps == 1 else partial(as_chunk, self.batch_size)
         return DataLoader(data, batch_size=None, sampler=order, collate_fn=collate, generator=torch.Generator())
 
-    def check_batch_limits(self, stage: str, limits: dict[str, int | float], processes: int) -> None:
-        """Every loader a ``stage`` (fit, validate, test, predict) uses keeps a batch under Lightning's
-        ``limit_<split>_batches`` (``limits``: split -> limit): at 0 Lightning would train or test nothing and
+    def check_batch_limits(self, stage: str, limits: dict[str, tuple[str, int | float]], processes: int) -> None:
+        """Every loader a ``stage`` (fit, validate, test, predict) uses keeps a batch under Lightning's limit of
+        it (``limits``: split -> the option that sets it, and its value): at 0 Lightning would train or test nothing and
         end as if all went well, and at a fraction below one batch fail after the run's folder is made. A fit
         may skip its validation with ``limit_val_batches`` 0, as in Lightning."""
         images = {
@@ -186,9 +188,10 @@ class MNISTDataModule(L.LightningDataModule):
         }
         splits = {"fit": ("train", "val", "test"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
         for split in splits[stage]:
-            if not (stage == "fit" and split == "val" and limits[split] == 0):
+            option, limit = limits[split]
+            if not (stage == "fit" and split == "val" and limit == 0):
                 share = -(-images[split] // processes)  # each process's (lab_cnn.data.BatchOrder)
-                counted_batches(split, limits[split], -(-share // self.batch_size))
+                counted_batches(option, limit, -(-share // self.batch_size))
 
     def train_dataloader(self) -> DataLoader:
         """Batches; chunks of K batches when ``steps_per_call`` K > 1 (the fast path's)."""
@@ -217,9 +220,9 @@ class MNISTDataModule(L.LightningDataModule):
         return [d.name for d in self.predict_digits], [""] * len(self.predict_digits)
 
 
-def counted_batches(split: str, limit: int | float, batches: int) -> int:
-    """The batches of an epoch of ``batches`` that Lightning's ``limit_<split>_batches`` (a number, or a fraction)
-    lets through, counted as Lightning counts them; none is refused."""
+def counted_batches(option: str, limit: int | float, batches: int) -> int:
+    """The batches of an epoch of ``batches`` that a limit (a number, or a fraction) lets through, counted as
+    Lightning counts them; none is refused, naming the ``option`` that set it."""
 
     def counted(limit: int | float) -> int:
         return min(batches, limit) if isinstance(limit, int) else int(batches * limit)
@@ -230,7 +233,7 @@ def counted_batches(split: str, limit: int | float, batches: int) -> int:
         while counted(fraction) < 1:  # 1 / batches rounded up may still fall short in floating point
             fraction += step
         raise UserError(
-            f"trainer.limit_{split}_batches: {limit!r} leaves no batch of the {batches} an epoch has; use a whole "
+            f"{option}: {limit!r} leaves no batch of the {batches} an epoch has; use a whole "
             f"number >= 1, or a fraction >= {fraction:.2g}"
         )
     return counted(limit)

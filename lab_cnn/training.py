@@ -219,7 +219,14 @@ def make_trainer(
         trainer = Trainer(**options, callbacks=[*given, *ours])
     except (TypeError, ValueError) as e:  # Lightning's own checks of the trainer's arguments
         raise UserError(f"trainer: {first_line(e)}") from None
-    limits = {split: getattr(trainer, f"limit_{split}_batches") for split in ("train", "val", "test", "predict")}
+    overfit = bool(options.get("overfit_batches"))  # Lightning then takes it for the train and val limits
+    limits = {
+        split: (
+            "trainer.overfit_batches" if overfit and split in ("train", "val") else f"trainer.limit_{split}_batches",
+            getattr(trainer, f"limit_{split}_batches"),
+        )
+        for split in ("train", "val", "test", "predict")
+    }
     data.check_batch_limits(stage, limits, trainer.world_size)
     if stage == "predict" and trainer.world_size > 1:  # each process would write its share under all the labels
         raise UserError(

@@ -153,7 +153,7 @@ def test_fetch_replaces_a_damaged_file_with_a_verified_one(tmp_path) -> None:
 @pytest.mark.parametrize("batches", [1, 3, 7, 79, 469, 9999, 55555])
 def test_a_refused_batch_limit_suggests_the_smallest_fraction_that_keeps_a_batch(batches: int) -> None:
     with pytest.raises(UserError, match=rf"leaves no batch of the {batches} an epoch has") as refused:
-        counted_batches("train", 0.0, batches)
+        counted_batches("trainer.limit_train_batches", 0.0, batches)
     suggested = float(str(refused.value).rsplit(">= ", 1)[1])
-    assert counted_batches("train", suggested, batches) == 1
+    assert counted_batches("trainer.limit_train_batches", suggested, batches) == 1
     assert suggested == 1 or suggested * 0.9 * batches < 1  # not much larger than needed

@@ -283,6 +283,10 @@ MISTAKES = {
         ["fit", *BASELINE, "--data.val_size", "5000", "--trainer.limit_val_batches", "0.001"],
         "trainer.limit_val_batches: 0.001 leaves no batch of the 40",
     ),
+    "overfit on a sliver of a batch": (
+        ["fit", *BASELINE, "--trainer.overfit_batches", "0.0001"],
+        "trainer.overfit_batches: 0.0001 leaves no batch of the 469",
+    ),
     "validate a checkpoint on no batch": (
         ["validate", *BASELINE, "--ckpt_path", LAST, "--trainer.limit_val_batches", "0"],
         "trainer.limit_val_batches: 0 leaves no batch",
