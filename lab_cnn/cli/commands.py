@@ -4,6 +4,7 @@ imports Lightning unless it needs it."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,7 @@ def report_command(argv: list[str]) -> None:
     folder = Path(parser.parse_args(argv).folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: not a folder; give a study's report folder, e.g. reports/lab")
-    if not (folder / SPEC).exists() and not (folder / SPEC).is_symlink():  # else read_spec says what is wrong
+    if not os.path.lexists(folder / SPEC):  # else read_spec says what is wrong with it (a folder, a broken link)
         raise UserError(f"{folder}: no {SPEC} here; run `lab-cnn study STUDY.yaml` first")
     write_report(folder)
     print(f"Report: {folder / 'report.md'} (plots beside it)")
