@@ -84,6 +84,25 @@ def keras_arrays(data_dir: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
     return images[..., None].astype("float32") / 255, np.eye(NUM_CLASSES, dtype="float32")[labels]
 
 
+def keras_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
+    """``x`` and ``y`` in batches of ``batch_size``, in order: the batches ``model.fit(x, y, batch_size,
+    shuffle=False)`` makes of the arrays, as a ``tf.data.Dataset`` with tf.data's autotuning off.
+
+    Why not the arrays: Keras makes them an autotuned tf.data pipeline, and its autotuner's thread sleeps
+    between optimizations for a period that doubles up to 60 s (``kOptimizationPeriodMaxMs``,
+    tensorflow/core/framework/model.h). Seen here (TensorFlow 2.21, gdb on the process): when fit ends,
+    the iterator's destructor waits for that thread to wake, 27 to 42 s after the last batch of a 1-epoch
+    run at 1 thread, on two runs going at once. There is nothing to tune here (a pipeline of slices of
+    arrays in memory), so the batches and the numbers are the same; only the wait is gone. With op
+    determinism on, Keras' pipeline also logs an ERROR line that says nothing about the run, as TensorFlow
+    rewrites its parallel map as a sequential one; this one has no map."""
+    from keras_parity.keras_model import tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).with_options(options)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow and make TensorFlow's ops deterministic."""
     from keras_parity.keras_model import keras, tf
@@ -236,7 +255,6 @@ def train(args) -> None:
     folder = run_folder(args)
     mnist.ensure(args.data_dir)  # fetched when missing, refused when wrong
     from keras_parity.keras_model import build_model, keras
-    from keras_parity.preload import DETERMINISTIC_MAP_NOTICE, native_stderr_without
 
     if model_path.exists():
         print(f"keras-parity: --overwrite: this training replaces {model_path}", file=sys.stderr)
@@ -262,8 +280,8 @@ def train(args) -> None:
         ),
     )
     callbacks = [board, same_names]
-    with native_stderr_without(DETERMINISTIC_MAP_NOTICE):
-        model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=False, callbacks=callbacks, verbose=2)
+    batches = keras_batches(x, y, args.batch_size)
+    model.fit(batches, epochs=args.epochs, shuffle=False, callbacks=callbacks, verbose=2)
     save(model, model_path, log_dir, step=args.epochs * steps)
     print(f"Saved the model to {model_path}; TensorBoard logs in {log_dir}")
 
@@ -280,13 +298,11 @@ def test(args) -> None:
         check_can_write("--run", log_dir)
     model = load(model_path)  # which imports TensorFlow after the checks that need none: a refusal is quick
     from keras_parity.keras_model import hp, tf
-    from keras_parity.preload import DETERMINISTIC_MAP_NOTICE, native_stderr_without
 
     x, y = keras_arrays(args.data_dir, train=False)
     try:  # compiled here with the lab's loss and metric, whatever (or whether) it was compiled with
         model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-        with native_stderr_without(DETERMINISTIC_MAP_NOTICE):
-            loss, accuracy = model.evaluate(x, y, batch_size=args.batch_size, verbose=0)
+        loss, accuracy = model.evaluate(keras_batches(x, y, args.batch_size), verbose=0)
         settings = hyperparameters(model)
     except (ValueError, TypeError, UserError) as e:
         raise UserError(
