@@ -46,7 +46,7 @@ built from them as fit builds it, e.g. lab-cnn summary --config configs/baseline
 def study_command(argv: list[str]) -> None:
     from lab_cnn.studies.records import check_folder, read_runs
     from lab_cnn.studies.report import write_report
-    from lab_cnn.studies.study import Settings, check_commands, load_study, run_study
+    from lab_cnn.studies.study import Settings, load_study, run_study
 
     parser = ArgumentParser(
         prog="lab-cnn study",
@@ -94,8 +94,8 @@ def study_command(argv: list[str]) -> None:
     study.settings = Settings(args.epochs or own.epochs, args.limit_batches)
     folder = Path(args.out) if args.out else study.folder(shortened=study.settings != own)
     check_folder(folder, study, args.force)  # a folder refused before anything is fetched or run
-    check_commands(study, args.study, args.data_dir)
     runs_on = engine(args)  # a mistake in its options is told before anything is fetched
+    runs_on.prepare(study, args.study, args.data_dir)  # and one in a variant's options
     mnist.ensure(args.data_dir)  # fetched once here, not by every run at once
     failures = run_study(study, args.seeds, args.force, args.data_dir, folder, runs_on)
     if read_runs(folder):  # a report of what finished, the failures listed in it

@@ -24,7 +24,7 @@ from typing import Any
 
 from lab_cnn.errors import UserError, first_line
 from lab_cnn.runs import run_versions
-from lab_cnn.studies.study import Job, Settings
+from lab_cnn.studies.study import Job, Settings, Study, check_commands
 from lab_cnn.studies.workers import RETRIES, Event, Placement, make
 
 MISSING = "--ray needs Ray on this machine and every node: pip install 'lab-cnn[cluster]' (or pip install 'ray>=2.60')"
@@ -112,16 +112,21 @@ class RayCluster:
     """The runs as tasks of the Ray cluster at ``address``."""
 
     def __init__(self, address: str, threads: int | None, runs_per_gpu: int) -> None:
-        self.address = address
-        self.ray = connect(address)
+        self.address, self.threads, self.runs_per_gpu = address, threads or 1, runs_per_gpu
+        self.ray: Any = None  # Ray, connected by prepare
+        self.workers, self.gpu_share, self.summary = 1, 0.0, f"the Ray cluster at {address}"
+
+    def prepare(self, study: Study, path: str, data_dir: str) -> None:
+        """Reads every variant's options here, before a cluster is started or reached, then connects."""
+        check_commands(study, path, data_dir)
+        self.ray = connect(self.address)
         resources = self.ray.cluster_resources()
-        self.threads = threads or 1
-        self.gpu_share = 1 / runs_per_gpu if resources.get("GPU") else 0
+        self.gpu_share = 1 / self.runs_per_gpu if resources.get("GPU") else 0
         self.workers = max(1, int(resources.get("CPU", 1) // self.threads))  # runs at once, for the estimate
         nodes = len([n for n in self.ray.nodes() if n["Alive"]])
-        gpus = f", {resources['GPU']:.0f} GPU(s), {runs_per_gpu} run(s) per GPU" if self.gpu_share else ""
+        gpus = f", {resources['GPU']:.0f} GPU(s), {self.runs_per_gpu} run(s) per GPU" if self.gpu_share else ""
         self.summary = (
-            f"the Ray cluster at {address}: {nodes} node(s), {resources.get('CPU', 0):.0f} CPU(s){gpus}; "
+            f"the Ray cluster at {self.address}: {nodes} node(s), {resources.get('CPU', 0):.0f} CPU(s){gpus}; "
             f"{self.threads} CPU thread(s) per run"
         )
 

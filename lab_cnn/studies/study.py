@@ -465,6 +465,10 @@ class Engine(Protocol):
 
     workers: int
 
+    def prepare(self, study: Study, path: str, data_dir: str) -> None:
+        """Reads every variant's options (:func:`check_commands`, a mistake one line) and gets ready to run."""
+        ...
+
     def run(self, jobs: list[Job], settings: Settings, data_dir: str) -> Generator[Any, None, None]:
         """Makes the jobs, yielding what happens to each (lab_cnn.studies.workers.Event)."""
         ...
