@@ -91,7 +91,7 @@ def keras_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
     Why not the arrays: Keras makes them an autotuned tf.data pipeline, and its autotuner's thread sleeps
     between optimizations for a period that doubles up to 60 s (``kOptimizationPeriodMaxMs``,
     tensorflow/core/framework/model.h). Seen here (TensorFlow 2.21, gdb on the process): when fit ends,
-    the iterator's destructor waits for that thread to wake, 27 to 42 s after the last batch of a 1-epoch
+    the iterator's destructor waits for that thread to wake, 30 to 43 s after the last batch of a 1-epoch
     run at 1 thread, on two runs going at once. There is nothing to tune here (a pipeline of slices of
     arrays in memory), so the batches and the numbers are the same; only the wait is gone. With op
     determinism on, Keras' pipeline also logs an ERROR line that says nothing about the run, as TensorFlow
