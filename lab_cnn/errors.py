@@ -83,11 +83,11 @@ def exit_on_user_error(prog: str, command: Callable[[], object]) -> None:
 
 def console_command(command: Callable[[], object]) -> None:
     """A console command's process (``lab-cnn``, ``keras-parity``): ``command``, which exits as
-    :func:`exit_on_user_error` has it; interrupted, the process ignores a second Ctrl-C while it leaves, which
-    would cut that short with a traceback (of a finalizer, say). Not for a call inside someone's Python."""
+    :func:`exit_on_user_error` has it. Once it has ended (done, refused or interrupted) the process ignores
+    Ctrl-C while it leaves: there is nothing left to stop, and a Ctrl-C then would cut the interpreter's exit
+    short, with a finalizer's traceback, or killed by SIGINT with no line (a study's report written, exit
+    status -2). Not for a call inside someone's Python."""
     try:
         command()
-    except SystemExit as e:
-        if e.code == INTERRUPTED:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

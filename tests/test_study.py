@@ -8,8 +8,10 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -391,38 +393,71 @@ def test_ctrl_c_stops_a_study_in_one_line_and_leaves_no_unfinished_run(tmp_path)
     assert not list(tmp_path.glob("reports/*/logs/*.log")) and not list(tmp_path.glob("reports/*/runs.json"))
 
 
-@pytest.mark.parametrize("moment", ["as its warm server imports", "as its runs start, twice"])
+def forkserver(study: subprocess.Popen) -> psutil.Process | None:
+    """The warm server of a study's workers, once started."""
+    servers = [c for c in psutil.Process(study.pid).children() if "forkserver" in " ".join(c.cmdline())]
+    return servers[0] if servers else None
+
+
+def wait_for(ready: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not ready():
+        assert time.monotonic() < deadline, f"no {what}"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "as its warm server imports",
+        "as it reads its variants' options",
+        "as its runs start, twice",
+        "as it leaves, its report written",
+    ],
+)
 def test_ctrl_c_at_any_moment_of_a_study_prints_one_line_and_leaves_no_process(tmp_path, moment) -> None:
     """Ctrl-C in a terminal reaches every process of the study (the server, the runs): none of them but the
-    study may print, and none may outlive it. Found: the server's traceback of an import, a run's of its job."""
+    study may print, and none may outlive it. Found: the server's traceback of an import, a run's of its job,
+    the traceback of the fork reading the variants' options, its answer finding the pipe closed (a race: one
+    in three tries by hand), and a study killed by SIGINT with no line as it left, its report written."""
     baseline = str(CONFIGS / "baseline.yaml")
     fc25 = {"config": baseline, "args": ["--model.init_args.hidden_units=25"]}
     tiny_study(tmp_path, fc50={"config": baseline}, fc25=fc25)
-    process = terminal_job(
-        [sys.executable, "-m", "lab_cnn", "study", "tiny.yaml", "--data-dir", str(DATA_DIR), "--workers", "2"], tmp_path
-    )
+    short = ["--limit-batches", "2"] if moment.endswith("written") else []
+    argv = [sys.executable, "-m", "lab_cnn", "study", "tiny.yaml", "--data-dir", str(DATA_DIR), "--workers", "2"]
+    process = terminal_job([*argv, *short], tmp_path)
     assert process.stdout is not None
-    awaited = "run(s) to make on" if moment == "as its warm server imports" else ": running "
-    while awaited not in (line := process.stdout.readline()):
-        assert line, "the study ended first"
+    expected = "lab-cnn: interrupted"
     if moment == "as its warm server imports":  # torch loaded in it: Lightning's import follows, for seconds
-        deadline = time.monotonic() + 60
-        while not any(
-            "forkserver" in " ".join(child.cmdline())
-            and "libtorch_cpu.so" in Path(f"/proc/{child.pid}/maps").read_text()
-            for child in psutil.Process(process.pid).children()
-        ):
-            assert time.monotonic() < deadline, "no warm server importing torch"
-            time.sleep(0.01)
+        wait_for(
+            lambda: (
+                (server := forkserver(process)) and "libtorch_cpu.so" in Path(f"/proc/{server.pid}/maps").read_text()
+            ),
+            "warm server importing torch",
+        )
+    elif moment == "as it reads its variants' options":  # the server's fork that lives for more than a moment
+        wait_for(
+            lambda: (
+                (server := forkserver(process))
+                and any(time.time() - fork.create_time() > 0.1 for fork in server.children())
+            ),
+            "fork of the warm server reading the options",
+        )
+    else:
+        awaited = "Report: " if moment.endswith("written") else ": running "
+        while awaited not in (line := process.stdout.readline()):
+            assert line, "the study ended first"
+        expected += "; no run had finished; the same command goes on from there"
     os.killpg(process.pid, signal.SIGINT)
     if moment.endswith("twice"):
         time.sleep(0.05)  # as it stops
         os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)  # once every process holding its output has ended
-    assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
-    assert stderr.strip().splitlines() == [
-        "lab-cnn: interrupted; no run had finished; the same command goes on from there"
-    ]
+    if moment.endswith("written"):  # done: nothing was left to stop
+        assert process.returncode == 0 and stderr == "", stderr[-3000:]
+    else:
+        assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+        assert stderr.strip().splitlines() == [expected]
     deadline = time.monotonic() + 10
     with pytest.raises(ProcessLookupError):  # its process group is empty: no server, run or tracker left
         while time.monotonic() < deadline:

@@ -263,10 +263,16 @@ class LocalWorkers:
         process = self.context.Process(
             target=check_in_fork, args=(sending, study, path, data_dir, os.getpid()), name="lab-cnn-check"
         )
-        process.start()
-        sending.close()
-        outcome = received(result)
-        process.join()
+        with ctrl_c_held():  # started and known, then stopped (as a run's fork, in start)
+            process.start()
+            sending.close()
+        outcome = None
+        try:
+            outcome = received(result)
+        finally:  # stopped by Ctrl-C meanwhile: ended here, before its answer finds the pipe closed (a traceback)
+            if outcome is None and process.is_alive():
+                os.kill(process.pid, signal.SIGKILL)
+            process.join()
         if outcome is None:
             raise RuntimeError(f"reading {path}'s commands crashed: the process {ended(process)} (its traceback above)")
         if outcome[0] == "refused":
