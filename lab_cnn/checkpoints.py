@@ -47,9 +47,13 @@ class Checkpoint:
 
     @property
     def run_dir(self) -> Path | None:
-        """The ``version_N`` folder the checkpoint belongs to, when it is in one (``.../version_N/checkpoints/``)."""
-        run = self.path.parent.parent
-        return run if self.path.parent.name == "checkpoints" and run.name.removeprefix("version_").isdigit() else None
+        return run_folder(self.path)
+
+
+def run_folder(checkpoint: Path) -> Path | None:
+    """The ``version_N`` folder a checkpoint file belongs to, when it is in one (``.../version_N/checkpoints/``)."""
+    run = checkpoint.parent.parent
+    return run if checkpoint.parent.name == "checkpoints" and run.name.removeprefix("version_").isdigit() else None
 
 
 def find(value: str, run_dir: Path, key: str = "--ckpt_path") -> Path:

@@ -28,7 +28,7 @@ from lab_cnn.config import model_class_path, read_configs, read_yaml
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import UserError
 from lab_cnn.module import Classifier
-from lab_cnn.parse_errors import describe_parse_error
+from lab_cnn.parse_errors import NO_MODEL, describe_parse_error
 from lab_cnn.runs import LOG_DIR, checked_run_name
 from lab_cnn.validators import seed
 
@@ -100,7 +100,10 @@ class LabCLI(LightningCLI):
         try:
             self.config = parser.parse_args(argv)
         except argparse.ArgumentError as e:
-            raise UserError(describe_parse_error(str(e), self.known_keys(argv, model_class))) from None
+            message = describe_parse_error(str(e), self.known_keys(argv, model_class))
+            if message.startswith(NO_MODEL) and (saved := run_config(argv)):
+                message = f"{NO_MODEL}; give the config its run saved beside the checkpoint: --config {saved}"
+            raise UserError(message) from None
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config  # none: built, not run (lab-cnn summary)
         if not isinstance(config["seed_everything"], bool):  # LightningCLI seeds before the model is built
@@ -196,6 +199,17 @@ class LabCLI(LightningCLI):
         self.result = training.run(self.subcommand, self.trainer, self.model, self.datamodule, self.checkpoint)
 
     fit = validate = test = predict = run_stage
+
+
+def run_config(argv: list[str]) -> Path | None:
+    """The config.yaml that fit wrote in the run folder of the checkpoint ``--ckpt_path`` names, if there is one."""
+    for i, arg in enumerate(argv):
+        flag, _, value = arg.partition("=")
+        if flag == "--ckpt_path" and (value or i + 1 < len(argv)):
+            folder = checkpoints.run_folder(Path(value or argv[i + 1]))
+            if folder is not None and (folder / "config.yaml").is_file():
+                return folder / "config.yaml"
+    return None
 
 
 def lightning_cli(argv: list[str] | None, run: bool = True, prog: str = "lab-cnn") -> LabCLI:

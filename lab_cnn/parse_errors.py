@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable
 from itertools import takewhile
 
+NO_MODEL = "model: no model given"
+
 
 def did_you_mean(key: str, keys: Iterable[str]) -> str:
     near = difflib.get_close_matches(key, list(keys), n=1)
@@ -25,7 +27,7 @@ def describe_parse_error(message: str, keys: Iterable[str]) -> str:
         r"does not accept option '([\w.]+)'", message
     )
     if re.search(r"the following arguments are required: (?:\w+\.)?model\b", message):
-        return "model: no model given; give a config, e.g. --config configs/baseline.yaml (or --model lab_cnn.LabNet)"
+        return f"{NO_MODEL}; give a config, e.g. --config configs/baseline.yaml (or --model lab_cnn.LabNet)"
     option = re.search(r"Option '(\w+)' is not accepted", message)
     if unknown or option:
         key = unknown.group(1) if unknown else ".".join([*path[:1], option.group(1)])  # type: ignore[union-attr]

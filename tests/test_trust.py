@@ -91,6 +91,25 @@ MISTAKES = {
     ),
     "fit ckpt folder": (["fit", *BASELINE, "--ckpt_path", "a_folder"], "a_folder is a folder"),
     "test without ckpt": (["test", *BASELINE], "test needs --ckpt_path"),
+    "test a run's checkpoint without a config": (
+        [
+            "test",
+            "--data.data_dir",
+            str(DATA_DIR),
+            "--ckpt_path",
+            "lightning_logs/baseline/version_0/checkpoints/last.ckpt",
+        ],
+        "model: no model given; give the config its run saved beside the checkpoint: "
+        "--config lightning_logs/baseline/version_0/config.yaml",
+    ),
+    "predict a run's checkpoint without a config": (
+        ["predict", "--ckpt_path=lightning_logs/baseline/version_0/checkpoints/last.ckpt"],
+        "model: no model given; give the config its run saved beside the checkpoint: --config lightning_logs/baseline",
+    ),
+    "test a checkpoint of no run without a config": (
+        ["test", "--ckpt_path", "junk.pt"],
+        "model: no model given; give a config",
+    ),
     "validate without ckpt": (["validate", *BASELINE], "validate needs --ckpt_path"),
     "predict without ckpt": (["predict", *BASELINE], "predict needs --ckpt_path"),
     "last without runs": (
