@@ -70,6 +70,37 @@ class Quieter(logging.Filter):
         return not any(noise in record.getMessage() for noise in ("litlogger", "litmodels", "Seed set to"))
 
 
+class Held(logging.Filter):
+    """Keeps every record a handler is given, instead of letting it through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+
+@contextlib.contextmanager
+def lines_held_until_accepted() -> Iterator[None]:
+    """Lightning's lines of a Trainer being built ("GPU available: False, used: False", ...) held back, and
+    shown when the block ends without a refusal: the checks after the Trainer is built (the batch limits)
+    refuse a run in its one line alone, as the checks before it do."""
+    handlers = [h for name in ("lightning.pytorch", "lightning.fabric") for h in logging.getLogger(name).handlers]
+    held = {handler: Held() for handler in handlers}
+    for handler, keeper in held.items():
+        handler.addFilter(keeper)
+    try:
+        yield
+    finally:
+        for handler, keeper in held.items():
+            handler.removeFilter(keeper)
+    for handler, keeper in held.items():  # reached without a refusal
+        for record in keeper.records:
+            handler.handle(record)
+
+
 QUIETED_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed")
 RUN_ENVIRONMENT = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG")  # what a Trainer's run sets
 
@@ -215,24 +246,27 @@ def make_trainer(
         ours.append(PredictionCSV())
     if options.get("logger") is not False:
         ours.append(Inspection(histograms=inspect))
-    try:
-        trainer = Trainer(**options, callbacks=[*given, *ours])
-    except (TypeError, ValueError) as e:  # Lightning's own checks of the trainer's arguments
-        raise UserError(f"trainer: {first_line(e)}") from None
-    overfit = bool(options.get("overfit_batches"))  # Lightning then takes it for the train and val limits
-    limits = {
-        split: (
-            "trainer.overfit_batches" if overfit and split in ("train", "val") else f"trainer.limit_{split}_batches",
-            getattr(trainer, f"limit_{split}_batches"),
-        )
-        for split in ("train", "val", "test", "predict")
-    }
-    data.check_batch_limits(stage, limits, trainer.world_size)
-    if stage == "predict" and trainer.world_size > 1:  # each process would write its share under all the labels
-        raise UserError(
-            f"predict runs in one process, and this trainer has {trainer.world_size}: leave out the strategy and "
-            "devices of several processes (configs/trainer/ddp*.yaml)"
-        )
+    with lines_held_until_accepted():
+        try:
+            trainer = Trainer(**options, callbacks=[*given, *ours])
+        except (TypeError, ValueError) as e:  # Lightning's own checks of the trainer's arguments
+            raise UserError(f"trainer: {first_line(e)}") from None
+        overfit = bool(options.get("overfit_batches"))  # Lightning then takes it for the train and val limits
+        limits = {
+            split: (
+                "trainer.overfit_batches"
+                if overfit and split in ("train", "val")
+                else f"trainer.limit_{split}_batches",
+                getattr(trainer, f"limit_{split}_batches"),
+            )
+            for split in ("train", "val", "test", "predict")
+        }
+        data.check_batch_limits(stage, limits, trainer.world_size)
+        if stage == "predict" and trainer.world_size > 1:  # each process would write its share under all the labels
+            raise UserError(
+                f"predict runs in one process, and this trainer has {trainer.world_size}: leave out the strategy and "
+                "devices of several processes (configs/trainer/ddp*.yaml)"
+            )
     return trainer
 
 

@@ -462,6 +462,15 @@ def test_parse_errors_are_rewritten_from_recorded_messages(case: dict[str, str])
     assert describe_parse_error(case["message"], keys) == case["expected"]
 
 
+def test_a_run_refused_after_its_trainer_is_built_prints_its_one_line_alone(tmp_path) -> None:
+    """Lightning's lines of a Trainer being built ("GPU available: ...") are shown with a run that goes on,
+    not before the refusal of one that does not (the batch limits are checked on the built Trainer)."""
+    refused = run(*fit_args("baseline.yaml", "--trainer.limit_train_batches", "0"), cwd=tmp_path, env={})
+    assert refused.stderr.strip() == one_line_error(refused) and "leaves no batch" in refused.stderr
+    accepted = run(*fit_args("baseline.yaml", *SHORT), cwd=tmp_path, env={})  # processes: Lightning's console
+    assert accepted.returncode == 0 and "GPU available: " in accepted.stderr, accepted.stderr[-2000:]
+
+
 def test_a_log_folder_that_cannot_be_written_gets_one_line(tmp_path) -> None:
     (tmp_path / "lightning_logs").write_text("a file where the log folder should be")  # root may write anywhere else
     line = one_line_error(run(*fit_args("baseline.yaml", *SHORT), cwd=tmp_path))
