@@ -304,7 +304,7 @@ def test(args) -> None:
         model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
         loss, accuracy = model.evaluate(keras_batches(x, y, args.batch_size), verbose=0)
         settings = hyperparameters(model)
-    except (ValueError, TypeError, UserError) as e:
+    except (ValueError, TypeError, KeyError, UserError) as e:  # Keras' words for a model of other inputs or outputs
         raise UserError(
             f"--model_path: {args.model_path} is not the lab's network for MNIST ({first_line(e)})"
         ) from None

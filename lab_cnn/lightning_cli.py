@@ -12,8 +12,10 @@ import argparse
 import contextlib
 import importlib
 import inspect
+import os
 import sys
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 import yaml
@@ -102,7 +104,7 @@ class LabCLI(LightningCLI):
         except argparse.ArgumentError as e:
             message = describe_parse_error(str(e), self.known_keys(argv, model_class))
             if message.startswith(NO_MODEL) and (saved := run_config(argv)):
-                message = f"{NO_MODEL}; give the config its run saved beside the checkpoint: --config {saved}"
+                message = f"{NO_MODEL}; give the config its run saved beside the checkpoint: --config {quote(saved)}"
             raise UserError(message) from None
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config  # none: built, not run (lab-cnn summary)
@@ -111,7 +113,8 @@ class LabCLI(LightningCLI):
         if not subcommand:
             return
         checked_run_name("--name", self.run_name(config))
-        ckpt_path = config.get("ckpt_path")
+        # a config given after --ckpt_path may hold ckpt_path: null (a run's config.yaml does): not a choice
+        ckpt_path = config.get("ckpt_path") or given(argv, "--ckpt_path")
         if ckpt_path is None and subcommand != "fit":
             raise UserError(
                 f"{subcommand} needs --ckpt_path: a checkpoint of a run (e.g. "
@@ -201,15 +204,24 @@ class LabCLI(LightningCLI):
     fit = validate = test = predict = run_stage
 
 
-def run_config(argv: list[str]) -> Path | None:
-    """The config.yaml that fit wrote in the run folder of the checkpoint ``--ckpt_path`` names, if there is one."""
+def given(argv: list[str], option: str) -> str | None:
+    """The last value ``argv`` gives ``option`` (``--option VALUE`` or ``--option=VALUE``), or None."""
+    value = None
     for i, arg in enumerate(argv):
-        flag, _, value = arg.partition("=")
-        if flag == "--ckpt_path" and (value or i + 1 < len(argv)):
-            folder = checkpoints.run_folder(Path(value or argv[i + 1]))
-            if folder is not None and (folder / "config.yaml").is_file():
-                return folder / "config.yaml"
-    return None
+        flag, equals, text = arg.partition("=")
+        if flag == option and (equals or i + 1 < len(argv)):
+            value = text if equals else argv[i + 1]
+    return value
+
+
+def run_config(argv: list[str]) -> str | None:
+    """The config.yaml that fit wrote in the run folder of the checkpoint ``--ckpt_path`` names (through links),
+    if there is one, as a path from here."""
+    ckpt_path = given(argv, "--ckpt_path")
+    folder = checkpoints.run_folder(Path(ckpt_path).resolve()) if ckpt_path else None
+    if folder is None or not (folder / "config.yaml").is_file():
+        return None
+    return os.path.relpath(folder / "config.yaml")
 
 
 def lightning_cli(argv: list[str] | None, run: bool = True, prog: str = "lab-cnn") -> LabCLI:

@@ -327,6 +327,19 @@ def test_keras_paritys_training_and_test_write_nothing_to_stderr(tmp_path) -> No
     assert ours == "" and "Test accuracy: " in result.stdout
 
 
+def test_testing_a_model_of_two_outputs_is_refused_in_one_line(tmp_path) -> None:
+    """Keras' KeyError about its loss (a model that is not the lab's) is the one-line refusal (was: a traceback)."""
+    inputs = keras.Input((28, 28, 1))
+    hidden = keras.layers.Dense(8)(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs)))
+    outputs = [keras.layers.Dense(10, activation="softmax")(hidden) for _ in range(2)]
+    keras.Model(inputs, outputs).save(tmp_path / "two.keras")
+    refused = run_in_process(
+        "--mode", "test", "--model_path", "two.keras", "--data-dir", str(DATA_DIR), cwd=tmp_path, command="keras_parity"
+    )
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]
+    assert refused.stderr.startswith("keras-parity: error: --model_path: two.keras is not the lab's network for MNIST")
+
+
 def test_keras_batches_train_exactly_as_keras_does_with_the_arrays() -> None:
     """The same weights after 3 batches from ``keras_batches`` as from ``fit(x, y, batch_size, shuffle=False)``
     (what keras-parity gave before, and the lab script gives), the last batch a short one."""

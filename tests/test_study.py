@@ -3,6 +3,7 @@ rebuild from their committed data; verdicts from Welch's t-test."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -312,6 +313,17 @@ def test_study_file_mistakes_are_one_line_errors(tmp_path) -> None:
         ({"keras": {"epochs": 3}}, "narrow: keras.epochs: not a setting of a variant"),
         ({"keras": {"activation": "swish"}}, "narrow: argument --activation: invalid choice: 'swish'"),
         ({"keras": {"conv_layers": 0}}, "narrow: argument --conv-layers: '0' is not allowed"),
+        ({"keras": {"conv_layers": 9}}, "narrow: conv2d_3: a 3x3 kernel does not fit its 1x1 input"),
+        (
+            {"args": ["--trainer={max_epochs: 5}"]},
+            "narrow: args: --trainer gives the whole of trainer, which holds the",
+        ),
+        (
+            {"args": ["--data", "{seed: 3}"]},
+            "narrow: args: --data gives the whole of data, which holds the study's data_",
+        ),
+        ({"args": ["--print_config"]}, "narrow: args: --print_config ends the command instead of making a run"),
+        ({"args": ["--help"]}, "narrow: args: --help ends the command instead of making a run"),
     ],
 )
 def test_a_variants_mistake_is_one_line_before_any_run(variant: dict, expected: str, tmp_path) -> None:
@@ -395,8 +407,22 @@ def test_ctrl_c_stops_a_study_in_one_line_and_leaves_no_unfinished_run(tmp_path)
 
 def forkserver(study: subprocess.Popen) -> psutil.Process | None:
     """The warm server of a study's workers, once started."""
-    servers = [c for c in psutil.Process(study.pid).children() if "forkserver" in " ".join(c.cmdline())]
-    return servers[0] if servers else None
+    for child in psutil.Process(study.pid).children():
+        with contextlib.suppress(psutil.Error):  # one that has just ended
+            if "forkserver" in " ".join(child.cmdline()):
+                return child
+    return None
+
+
+def reading_fork(study: subprocess.Popen, folder: Path) -> psutil.Process | None:
+    """The warm server's fork reading the variants' options: running for half a second (not the one that only
+    says the server is ready, which ends in a fraction of that and stays a zombie until the server reaps it),
+    while no report folder is there (the study makes it to make its runs)."""
+    for fork in (server := forkserver(study)) and server.children() or []:
+        with contextlib.suppress(psutil.Error):
+            if fork.status() != psutil.STATUS_ZOMBIE and time.time() - fork.create_time() > 0.5:
+                return None if (folder / "reports").exists() else fork
+    return None
 
 
 def wait_for(ready: Callable[[], object], what: str) -> None:
@@ -435,14 +461,8 @@ def test_ctrl_c_at_any_moment_of_a_study_prints_one_line_and_leaves_no_process(t
             ),
             "warm server importing torch",
         )
-    elif moment == "as it reads its variants' options":  # the server's fork that lives for more than a moment
-        wait_for(
-            lambda: (
-                (server := forkserver(process))
-                and any(time.time() - fork.create_time() > 0.1 for fork in server.children())
-            ),
-            "fork of the warm server reading the options",
-        )
+    elif moment == "as it reads its variants' options":
+        wait_for(lambda: reading_fork(process, tmp_path), "fork of the warm server reading the options")
     else:
         awaited = "Report: " if moment.endswith("written") else ": running "
         while awaited not in (line := process.stdout.readline()):
@@ -463,6 +483,22 @@ def test_ctrl_c_at_any_moment_of_a_study_prints_one_line_and_leaves_no_process(t
         while time.monotonic() < deadline:
             os.killpg(process.pid, 0)
             time.sleep(0.2)
+
+
+def test_a_study_whose_warm_server_is_killed_as_it_starts_says_so_in_one_line(tmp_path) -> None:
+    """SIGKILL of the warm server in its imports: one line, exit 2 (was: an EOFError traceback)."""
+    tiny_study(tmp_path, fc50={"config": str(CONFIGS / "baseline.yaml")})
+    argv = [sys.executable, "-m", "lab_cnn", "study", "tiny.yaml", "--data-dir", str(DATA_DIR), "--workers", "2"]
+    process = terminal_job(argv, tmp_path)
+    wait_for(lambda: forkserver(process), "warm server")
+    server = forkserver(process)
+    assert server is not None
+    server.kill()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2 and "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines() == [
+        "lab-cnn: error: the study's warm server ended as it started (killed?); run the same command again"
+    ]
 
 
 def test_the_time_left_counts_each_run_as_its_own_variants_runs_took(monkeypatch, capsys, tmp_path) -> None:

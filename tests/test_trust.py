@@ -471,6 +471,25 @@ def test_a_run_refused_after_its_trainer_is_built_prints_its_one_line_alone(tmp_
     assert accepted.returncode == 0 and "GPU available: " in accepted.stderr, accepted.stderr[-2000:]
 
 
+def test_a_runs_checkpoint_without_a_config_is_told_its_runs_config_and_that_config_then_works(
+    trained, tmp_path
+) -> None:
+    """The config fit saved beside a checkpoint, named by the refusal whatever path leads to the checkpoint (a
+    link, a folder name with a space), and taken after --ckpt_path too: its ``ckpt_path: null`` is no choice."""
+    run_dir = tmp_path / "lightning_logs/with space/version_0"
+    shutil.copytree(trained / "lightning_logs/baseline/version_0", run_dir)
+    (tmp_path / "link.ckpt").symlink_to(run_dir / "checkpoints/last.ckpt")
+    for ckpt in ("link.ckpt", "lightning_logs/with space/version_0/checkpoints/last.ckpt"):
+        refused = run_in_process("test", "--ckpt_path", ckpt, cwd=tmp_path)
+        hint = "give the config its run saved beside the checkpoint: --config 'lightning_logs/with space/version_0/"
+        assert f"{hint}config.yaml'" in one_line_error(refused)
+    config = str(run_dir / "config.yaml")
+    tested = run_in_process(
+        "test", "--ckpt_path", "link.ckpt", "--config", config, "--trainer.limit_test_batches", "2", cwd=tmp_path
+    )
+    assert tested.returncode == 0 and "Test set: " in tested.stdout, tested.stderr[-2000:]
+
+
 def test_a_log_folder_that_cannot_be_written_gets_one_line(tmp_path) -> None:
     (tmp_path / "lightning_logs").write_text("a file where the log folder should be")  # root may write anywhere else
     line = one_line_error(run(*fit_args("baseline.yaml", *SHORT), cwd=tmp_path))

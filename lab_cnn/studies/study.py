@@ -12,8 +12,10 @@ numbers are read back from its event files (TensorBoard's reader) and added to t
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -293,11 +295,20 @@ def check_commands(study: Study, path: str, data_dir: str) -> None:
             train = commands(v, "check", 0, study.settings, 1, data_dir)[0]
             try:
                 if v.keras is None:
-                    for option in (a.partition("=")[0] for a in v.args):
+                    for option in (a.partition("=")[0] for a in v.args if a.startswith("-")):
                         if option in study_sets:
                             raise UserError(f"args: {option} is the study's to set for every run; leave it out")
+                        inside = sorted(o.removeprefix(option + ".") for o in study_sets if o.startswith(option + "."))
+                        if inside:  # --trainer={max_epochs: 5} would set trainer.max_epochs, and be dropped
+                            raise UserError(
+                                f"args: {option} gives the whole of {option[2:]}, which holds the study's "
+                                f"{', '.join(inside)}; give its other keys one by one ({option}.KEY)"
+                            )
                     try:
-                        lightning_cli(train[train.index("fit") + 1 :], run=False)
+                        with contextlib.redirect_stdout(io.StringIO()):  # what --print_config, --help would print
+                            lightning_cli(train[train.index("fit") + 1 :], run=False)
+                    except SystemExit:  # --help, --print_config: the command prints and ends, and no run is made
+                        raise UserError(f"args: {' '.join(v.args)} ends the command instead of making a run") from None
                     except Exception as e:  # noqa: BLE001 - a mistake as the command words it; a bug re-raised
                         raise_as_user_error(e)
                 else:
@@ -311,7 +322,10 @@ def check_commands(study: Study, path: str, data_dir: str) -> None:
                             raise UserError(
                                 f"keras.{key}: not a setting of a variant; use {', '.join(sorted(settings))}"
                             )
-                    keras.parse_args(train[3:])
+                    given = keras.parse_args(train[3:])
+                    from keras_parity.nets import KerasCNN  # the port: the Keras net's geometry, checked in torch
+
+                    KerasCNN(activation=given.activation, conv_layers=given.conv_layers)
             except UserError as e:
                 raise UserError(f"{path}: comparisons.{c.name}.variants.{v.name}: {e}") from None
 

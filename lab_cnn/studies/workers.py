@@ -125,7 +125,10 @@ def start_server(context: Any, keras: bool) -> None:
     # Its imports (seconds) waited for here, where Ctrl-C stops the study at once (the server forks nothing before
     # they end): the start of a run, which Ctrl-C waits for (LocalWorkers.start), then takes milliseconds
     ready = context.Process(target=does_nothing, name="lab-cnn-server-ready")
-    ready.start()
+    try:
+        ready.start()
+    except (EOFError, ConnectionError):  # the server ended in its imports (killed, out of memory)
+        raise UserError("the study's warm server ended as it started (killed?); run the same command again") from None
     ready.join()
 
 
@@ -273,8 +276,8 @@ class LocalWorkers:
             if outcome is None and process.is_alive():
                 os.kill(process.pid, signal.SIGKILL)
             process.join()
-        if outcome is None:
-            raise RuntimeError(f"reading {path}'s commands crashed: the process {ended(process)} (its traceback above)")
+        if outcome is None:  # killed, or a bug, whose traceback it printed
+            raise UserError(f"reading {path}'s commands failed: the process reading them ended ({ended(process)})")
         if outcome[0] == "refused":
             raise UserError(outcome[1])
 
