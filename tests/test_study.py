@@ -473,8 +473,8 @@ def test_ctrl_c_at_any_moment_of_a_study_prints_one_line_and_leaves_no_process(t
         time.sleep(0.05)  # as it stops
         os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)  # once every process holding its output has ended
-    if moment.endswith("written"):  # done: nothing was left to stop
-        assert process.returncode == 0 and stderr == "", stderr[-3000:]
+    if moment.endswith("written"):  # nothing left to stop once it returns; just before, it is interrupted
+        assert (process.returncode, stderr) in ((0, ""), (130, "lab-cnn: interrupted\n")), (process.returncode, stderr)
     else:
         assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
         assert stderr.strip().splitlines() == [expected]
