@@ -105,11 +105,20 @@ def yaml_problem(e: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
+def given(argv: list[str], *flags: str, every: bool = False) -> Any:
+    """What ``argv`` gives the option ``flags`` name, read ahead of the command's own parser: its last value, or
+    with ``every`` all its values in order. One given without a value is left to that parser to refuse."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    pre.add_argument(*flags, dest="value", action="append" if every else "store", default=[] if every else None)
+    try:
+        return pre.parse_known_args(argv)[0].value
+    except argparse.ArgumentError:  # `--config` last, with no file: the command's parser says so in its words
+        return [] if every else None
+
+
 def config_paths(argv: list[str]) -> list[str]:
     """The files given with ``-c``/``--config`` in ``argv``, in order."""
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("-c", "--config", action="append", default=[])
-    return pre.parse_known_args(argv)[0].config
+    return given(argv, "-c", "--config", every=True)
 
 
 def read_configs(argv: list[str]) -> list[tuple[str, dict[str, Any]]]:

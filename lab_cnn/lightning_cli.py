@@ -26,7 +26,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 import lab_cnn
 from lab_cnn import checkpoints, training
 from lab_cnn.checkpoints import Checkpoint, flatten
-from lab_cnn.config import model_class_path, read_configs, read_yaml
+from lab_cnn.config import given, model_class_path, read_configs, read_yaml
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import UserError
 from lab_cnn.module import Classifier
@@ -202,16 +202,6 @@ class LabCLI(LightningCLI):
         self.result = training.run(self.subcommand, self.trainer, self.model, self.datamodule, self.checkpoint)
 
     fit = validate = test = predict = run_stage
-
-
-def given(argv: list[str], option: str) -> str | None:
-    """The last value ``argv`` gives ``option`` (``--option VALUE`` or ``--option=VALUE``), or None."""
-    value = None
-    for i, arg in enumerate(argv):
-        flag, equals, text = arg.partition("=")
-        if flag == option and (equals or i + 1 < len(argv)):
-            value = text if equals else argv[i + 1]
-    return value
 
 
 def run_config(argv: list[str]) -> str | None:

@@ -91,6 +91,7 @@ MISTAKES = {
     ),
     "fit ckpt folder": (["fit", *BASELINE, "--ckpt_path", "a_folder"], "a_folder is a folder"),
     "test without ckpt": (["test", *BASELINE], "test needs --ckpt_path"),
+    "config without its file": (["test", "--config"], "argument -c/--config: expected one argument"),
     "test a run's checkpoint without a config": (
         [
             "test",
