@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +16,55 @@ class NotAConfig(yaml.constructor.ConstructorError):
     """Valid YAML that no file of lab-cnn's holds: a key that is not a text, a list or mapping inside itself."""
 
 
+# YAML's types that no value of lab-cnn's is, which the parser would take all the same: ``!!binary NTA=`` as
+# a list of hidden layers 53 and 48 wide (bytes are a sequence of numbers), ``!!set {50, 20}`` as a list in
+# the set's order. A date is text here, as the parser has it (jsonargparse drops YAML's implicit dates).
+YAML_TYPE = "tag:yaml.org,2002:"  # a type's tag, as `!!set` abbreviates it
+NOT_VALUES = {
+    "binary": "binary data",
+    "set": "a set",
+    "omap": "an ordered mapping",
+    "pairs": "a list of pairs",
+    "timestamp": "a date",
+}
+
+
+def check_values(node: yaml.Node) -> None:
+    """Refuse, as :class:`NotAConfig`, a value of a type in :data:`NOT_VALUES` anywhere in the YAML document
+    ``node``, and an alias inside what it names (``a: &x [*x]``: a list holding itself)."""
+    inside: set[int] = set()  # the lists and mappings from the document down to the one being walked
+    done: set[int] = set()  # walked whole: an alias to one of these is no loop (and is not walked again)
+    stack: list[tuple[yaml.Node, Iterator[yaml.Node]]] = []
+
+    def enter(child: yaml.Node) -> None:
+        if (kind := child.tag.removeprefix(YAML_TYPE)) in NOT_VALUES:
+            what = f"{NOT_VALUES[kind]} (!!{kind}) is not a value lab-cnn takes"
+            raise NotAConfig(problem=what, problem_mark=child.start_mark)
+        if id(child) not in done and isinstance(child, (yaml.MappingNode, yaml.SequenceNode)):
+            inside.add(id(child))
+            stack.append((child, iter(children(child))))
+
+    enter(node)
+    while stack:
+        parent, rest = stack[-1]
+        child = next(rest, None)
+        if child is None:
+            stack.pop()
+            inside.discard(id(parent))
+            done.add(id(parent))
+        elif id(child) in inside:
+            raise NotAConfig(problem="an alias inside what its anchor names (a loop)", problem_mark=child.start_mark)
+        else:
+            enter(child)
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (PyYAML would keep the last one silently),
-    a key that is not a text (``1:``, ``true:``; the parser would fail on it without naming the file) and an
-    alias inside what it names (``a: &x [*x]``: a list holding itself, which the parser would walk forever)."""
+    a key that is not a text (``1:``, ``true:``; the parser would fail on it without naming the file), an
+    alias inside what it names (which the parser would walk forever) and the types of :data:`NOT_VALUES`."""
 
     def construct_document(self, node: yaml.Node) -> Any:
-        inside: set[int] = set()  # the lists and mappings from the document down to the one being walked
-        done: set[int] = set()  # walked whole: an alias to one of these is no loop (and is not walked again)
-        stack = [(node, iter(children(node)))]
-        inside.add(id(node))
-        while stack:
-            parent, rest = stack[-1]
-            child = next(rest, None)
-            if child is None:
-                stack.pop()
-                inside.discard(id(parent))
-                done.add(id(parent))
-            elif id(child) in inside:
-                loop = "an alias inside what its anchor names (a loop)"
-                raise NotAConfig(problem=loop, problem_mark=child.start_mark)
-            elif id(child) not in done and isinstance(child, (yaml.MappingNode, yaml.SequenceNode)):
-                inside.add(id(child))
-                stack.append((child, iter(children(child))))
+        check_values(node)
         return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -58,6 +85,32 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+UniqueKeyLoader.yaml_implicit_resolvers = {  # `2026-12-01` is text, as the parser reads it (its own, not SafeLoader's)
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != YAML_TYPE + "timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+COMMAND_LINE_MODE = "lab-cnn"
+
+
+def command_line_mode() -> str:
+    """The jsonargparse parser mode of lab-cnn's commands: its YAML (``yaml``), reading a value that holds a
+    type of :data:`NOT_VALUES` as the text it is, which the option's type then refuses in one line naming the
+    option (``model.hidden_units: '!!binary NTA=' is not allowed; expected int or list of int``). Registered
+    here, when a command's parser is made: jsonargparse keeps its modes in one table (``set_loader``)."""
+    from jsonargparse import get_loader, set_loader
+
+    yaml_load = get_loader("yaml")
+
+    def load(text: str) -> Any:
+        check_values(yaml.compose(text, Loader=UniqueKeyLoader))  # a YAMLError: jsonargparse keeps the text
+        return yaml_load(text)
+
+    set_loader(COMMAND_LINE_MODE, load, exceptions=(yaml.YAMLError,))
+    return COMMAND_LINE_MODE
 
 
 def children(node: yaml.Node) -> list[yaml.Node]:

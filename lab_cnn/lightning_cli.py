@@ -26,7 +26,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 import lab_cnn
 from lab_cnn import checkpoints, training
 from lab_cnn.checkpoints import Checkpoint, flatten
-from lab_cnn.config import given, model_class_path, read_configs, read_yaml
+from lab_cnn.config import command_line_mode, given, model_class_path, read_configs, read_yaml
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import UserError
 from lab_cnn.module import Classifier
@@ -75,6 +75,7 @@ class LabCLI(LightningCLI):
                 "prog": prog,
                 "exit_on_error": False,
                 "allow_abbrev": False,
+                "parser_mode": command_line_mode(),
                 "description": "Train and test the lab's CNNs. More commands: data, summary, study, report.",
             },
         )

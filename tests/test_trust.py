@@ -69,6 +69,7 @@ def trained(tmp_path_factory) -> Path:
     (folder / "empty.yaml").write_text("")
     (folder / "tab.yaml").write_text("model:\n\tlr: 0.1\n")  # YAML indents with spaces only
     (folder / "loop.yaml").write_text("trainer: &x {callbacks: [*x]}\n")  # the parser would walk it forever
+    (folder / "binary.yaml").write_text("model:\n  init_args:\n    hidden_units: !!binary NTA=\n")  # b'50'
     (folder / "number_key.yaml").write_text("model:\n  init_args:\n    5: 1\n")
     os.mkfifo(folder / "fifo.yaml")  # a reader waits for a writer
     (folder / "deep.yaml").write_text((CONFIGS / "baseline.yaml").read_text() + "x: " + "[" * 20_000 + "]" * 20_000)
@@ -167,6 +168,18 @@ MISTAKES = {
     "config holding itself": (
         ["fit", "--config", "loop.yaml"],
         "loop.yaml: not a config file lab-cnn can read (line 1, column 10: an alias inside what its anchor names",
+    ),
+    "config of binary data, which the parser took as a list of numbers": (
+        ["fit", *BASELINE, "--config", "binary.yaml"],
+        "binary.yaml: not a config file lab-cnn can read (line 3, column 19: binary data (!!binary) is not a value",
+    ),
+    "hidden units as binary data (were 53 and 48 wide)": (
+        ["fit", *BASELINE, "--model.hidden_units", "!!binary NTA="],
+        "model.hidden_units: '!!binary NTA=' is not allowed; expected int or list of int",
+    ),
+    "conv channels as a set (which has no order)": (
+        ["summary", *BASELINE, "--model.conv_channels=[10, !!set {20: null}]"],
+        "model.conv_channels: '[10, !!set {20: null}]' is not allowed",
     ),
     "summary config with a number for a key": (
         ["summary", "--config", "number_key.yaml"],
