@@ -18,12 +18,15 @@ that is gone) is tested all the same and logged into a new version folder of ``-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
 import os
 import sys
+import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +147,49 @@ def load(model_path: Path, key: str = "--model_path"):
         return keras.saving.load_model(model_path, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise UserError(f"{key}: {model_path} is not a readable Keras model ({first_line(e)})") from None
+
+
+def structure(model: Any, side: str) -> Any:
+    """A model's ``input`` or ``output`` as it nests them (a dict of named ones, a list), or None for a
+    Sequential model, whose one input and output Keras gives only once it has been called."""
+    try:
+        return getattr(model, side)
+    except AttributeError:  # "The layer sequential has never been called and thus has no defined input"
+        return None
+
+
+def check_takes_mnist(model: Any, images: np.ndarray) -> None:
+    """Refuse a model that cannot be tested as the lab's classifier is, saying why: the lab feeds one batch
+    of (28, 28, 1) float pixels and scores one output of 10 class probabilities per image with categorical
+    cross-entropy. Keras would test some such models all the same (a linear or sigmoid output scored as if
+    it were probabilities, a dict input fed the images anyway), or refuse others in words that say nothing
+    ("Exception encountered when calling Conv2D.call()" of int32 inputs)."""
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except AttributeError:  # a Sequential model saved before it was built
+        raise UserError("it was saved before it was built: it has no inputs and no weights") from None
+    if isinstance(named := structure(model, "input"), dict):
+        raise UserError(f"it takes a dict of inputs ({', '.join(named)}); the lab's network takes one batch of images")
+    if len(inputs) != 1:
+        raise UserError(f"it takes {len(inputs)} inputs; the lab's network takes one batch of images")
+    shape, dtype = tuple(inputs[0].shape[1:]), str(inputs[0].dtype)
+    if len(shape) != images.ndim - 1 or any(side not in (None, want) for side, want in zip(shape, images.shape[1:])):
+        raise UserError(f"it takes inputs of shape {shape}, not MNIST's {images.shape[1:]}")
+    if not dtype.startswith(("float", "bfloat")):
+        raise UserError(f"it takes {dtype} inputs, not the float pixels in [0, 1] the lab feeds it")
+    if isinstance(named := structure(model, "output"), dict):
+        raise UserError(f"it gives a dict of outputs ({', '.join(named)}); the lab's network gives one")
+    if len(outputs) != 1:
+        raise UserError(f"it gives {len(outputs)} outputs; the lab's network gives one")
+    if tuple(outputs[0].shape[1:]) != (NUM_CLASSES,):
+        raise UserError(f"it gives outputs of shape {tuple(outputs[0].shape[1:])}, not {NUM_CLASSES} class scores")
+    scores = np.asarray(model.predict_on_batch(images[:8]), dtype="float64")
+    # a softmax in float16 or bfloat16 sums to 1 within 0.003 (10,000 of them, TensorFlow 2.21)
+    if (scores < 0).any() or not np.allclose(scores.sum(axis=1), 1, atol=0.01):
+        raise UserError(
+            f"its outputs are not probabilities: an image's {NUM_CLASSES} sum to {scores.sum(axis=1)[0]:.3g} and the "
+            f"least is {scores.min():.3g}; the lab's loss, categorical cross-entropy, takes a softmax output"
+        )
 
 
 def is_version(name: str) -> bool:
@@ -286,6 +332,17 @@ def train(args) -> None:
     print(f"Saved the model to {model_path}; TensorBoard logs in {log_dir}")
 
 
+@contextlib.contextmanager
+def warnings_held_until_accepted() -> Iterator[None]:
+    """Python's warnings (Keras': "Skipping variable loading for optimizer", a loss of other shapes...) held
+    back while a model is loaded and checked, and shown when the block ends without a refusal: a model
+    refused gets its one line alone."""
+    with warnings.catch_warnings(record=True) as held:
+        yield
+    for warning in held:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno, warning.file)
+
+
 def test(args) -> None:
     model_path = checked_model_path(args.model_path, writing=False)
     trained = trained_run(model_path)
@@ -296,18 +353,20 @@ def test(args) -> None:
         if args.run not in (None, name, name.rpartition("/")[0]):
             raise UserError(f"--run: {model_path} was trained in {log_dir}, where its test is logged; leave out --run")
         check_can_write("--run", log_dir)
-    model = load(model_path)  # which imports TensorFlow after the checks that need none: a refusal is quick
+    x, y = keras_arrays(args.data_dir, train=False)
+    with warnings_held_until_accepted():
+        model = load(model_path)  # which imports TensorFlow after the checks that need none: a refusal is quick
+        try:  # compiled here with the lab's loss and metric, whatever (or whether) it was compiled with
+            check_takes_mnist(model, x)
+            model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+            loss, accuracy = model.evaluate(keras_batches(x, y, args.batch_size), verbose=0)
+            settings = hyperparameters(model)
+        except (ValueError, TypeError, KeyError, UserError) as e:  # Keras' words for other inputs or outputs
+            raise UserError(
+                f"--model_path: {args.model_path} is not the lab's network for MNIST ({first_line(e)})"
+            ) from None
     from keras_parity.keras_model import hp, tf
 
-    x, y = keras_arrays(args.data_dir, train=False)
-    try:  # compiled here with the lab's loss and metric, whatever (or whether) it was compiled with
-        model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-        loss, accuracy = model.evaluate(keras_batches(x, y, args.batch_size), verbose=0)
-        settings = hyperparameters(model)
-    except (ValueError, TypeError, KeyError, UserError) as e:  # Keras' words for a model of other inputs or outputs
-        raise UserError(
-            f"--model_path: {args.model_path} is not the lab's network for MNIST ({first_line(e)})"
-        ) from None
     if trained is None:
         log_dir, step = claim_run_dir(folder), 0
     scalar_logger(log_dir)(

@@ -20,6 +20,9 @@ from typing import NoReturn
 
 INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 OUT_OF_MEMORY = re.compile(r"out of memory|can't allocate memory", re.IGNORECASE)  # torch's words, CPU and CUDA
+# Where in their C++ torch and TensorFlow failed, before what they failed to allocate:
+# "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: ...", "{{function_node ...}} OOM when ..."
+ALLOCATOR_PREFIX = re.compile(r"^(\[enforce fail at [^\]]*\][^.]*\.|\{\{[^}]*\}\})\s*")
 
 
 class UserError(ValueError):
@@ -49,8 +52,13 @@ def user_error(error: BaseException) -> str | None:
             return first_line(cause)
         if isinstance(cause, OSError) and cause.filename:  # TensorBoard's writer names files in bytes
             return f"{os.fsdecode(cause.filename)}: {cause.strerror or first_line(cause)}"
-        if isinstance(cause, MemoryError) or (isinstance(cause, RuntimeError) and OUT_OF_MEMORY.search(str(cause))):
-            return f"the model or its batches do not fit in memory ({first_line(cause)}); use smaller settings"
+        if (
+            isinstance(cause, MemoryError)
+            or (isinstance(cause, RuntimeError) and OUT_OF_MEMORY.search(str(cause)))
+            or type(cause).__name__ == "ResourceExhaustedError"  # TensorFlow's: an OpError, "OOM when allocating"
+        ):
+            words = ALLOCATOR_PREFIX.sub("", first_line(cause))
+            return f"the model or its batches do not fit in memory ({words}); use smaller settings"
         cause = cause.__cause__ or cause.__context__
     if isinstance(error, argparse.ArgumentError):
         return " ".join(str(error).split())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,12 +16,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.util import tensor_util
 
-from keras_parity import KerasCNN, build_model, to_torch
+from keras_parity import KerasCNN, build_model, keras_model, to_torch
 from keras_parity.cli import keras_arrays, keras_batches, seed_everything
 from keras_parity.keras_model import keras
 from keras_parity.nets import ACTIVATIONS
 from lab_cnn.documented import documented
-from lab_cnn.errors import UserError
+from lab_cnn.errors import UserError, exit_on_user_error
 from lab_cnn.runs import run_versions
 from lab_cnn.summary import layer_rows
 from tests.helpers import DATA_DIR, run, run_in_process
@@ -327,17 +328,123 @@ def test_keras_paritys_training_and_test_write_nothing_to_stderr(tmp_path) -> No
     assert ours == "" and "Test accuracy: " in result.stdout
 
 
-def test_testing_a_model_of_two_outputs_is_refused_in_one_line(tmp_path) -> None:
-    """Keras' KeyError about its loss (a model that is not the lab's) is the one-line refusal (was: a traceback)."""
-    inputs = keras.Input((28, 28, 1))
-    hidden = keras.layers.Dense(8)(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs)))
-    outputs = [keras.layers.Dense(10, activation="softmax")(hidden) for _ in range(2)]
-    keras.Model(inputs, outputs).save(tmp_path / "two.keras")
-    refused = run_in_process(
-        "--mode", "test", "--model_path", "two.keras", "--data-dir", str(DATA_DIR), cwd=tmp_path, command="keras_parity"
-    )
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]
-    assert refused.stderr.startswith("keras-parity: error: --model_path: two.keras is not the lab's network for MNIST")
+def small_net(inputs=None, outputs: int = 10, activation: str | None = "softmax", heads: int = 1) -> keras.Model:
+    """A conv block and two Dense layers, as the lab builds them, of other inputs or outputs than the lab's."""
+    inputs = keras.Input((28, 28, 1)) if inputs is None else inputs
+    image = inputs["image"] if isinstance(inputs, dict) else inputs[0] if isinstance(inputs, list) else inputs
+    hidden = keras.layers.Dense(8, activation="relu")(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(image)))
+    heads_out = [keras.layers.Dense(outputs, activation=activation)(hidden) for _ in range(heads)]
+    return keras.Model(inputs, heads_out if heads > 1 else heads_out[0])
+
+
+def dict_output() -> tuple[keras.KerasTensor, dict[str, keras.KerasTensor]]:
+    net = small_net()
+    return net.inputs[0], {"digit": net.outputs[0]}
+
+
+def log_softmax_net() -> keras.Model:
+    net = small_net(activation=None)
+    return keras.Model(net.inputs, keras.layers.Activation("log_softmax")(net.outputs[0]))  # a list of one input
+
+
+# Models keras-parity cannot test as the lab's network, and what its one line says of each. Keras itself would
+# test the first four (scores that are not probabilities, a dict input fed the images), refuse int32 inputs
+# in words that give no reason, and two outputs with a KeyError traceback.
+NOT_THE_LABS = {
+    "linear output": (lambda: small_net(activation=None), "its outputs are not probabilities: an image's 10 sum to"),
+    "sigmoid output": (lambda: small_net(activation="sigmoid"), "its outputs are not probabilities"),
+    "log-softmax output": (log_softmax_net, "its outputs are not probabilities"),
+    "dict input": (lambda: small_net({"image": keras.Input((28, 28, 1), name="image")}), "a dict of inputs (image)"),
+    "two inputs": (
+        lambda: small_net([keras.Input((28, 28, 1)), keras.Input((3,))]),
+        "it takes 2 inputs; the lab's network takes one",
+    ),
+    "int32 input": (lambda: small_net(keras.Input((28, 28, 1), dtype="int32")), "it takes int32 inputs"),
+    "colour images": (lambda: small_net(keras.Input((32, 32, 3))), "inputs of shape (32, 32, 3), not MNIST's"),
+    "five classes": (lambda: small_net(outputs=5), "it gives outputs of shape (5,), not 10 class scores"),
+    "two outputs": (lambda: small_net(heads=2), "it gives 2 outputs; the lab's network gives one"),
+    "dict output": (lambda: keras.Model(*dict_output()), "it gives a dict of outputs (digit)"),
+    "saved unbuilt": (lambda: keras.Sequential([keras.layers.Dense(10)]), "it was saved before it was built"),
+}
+
+
+SEPARATOR = "-- model tested, exit code "
+# keras-parity --mode test of each model named, one after the other in one process with Python's warnings on
+# (a user's console shows them), each followed by a separator on stdout and on stderr, with its exit code there
+TEST_EACH = f"""
+import sys
+from keras_parity.cli import main
+for name in sys.argv[2:]:
+    try:
+        main(["--mode", "test", "--model_path", name + ".keras", "--data-dir", sys.argv[1]])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    print({SEPARATOR!r}, flush=True)
+    print({SEPARATOR!r} + str(code), file=sys.stderr, flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def tested_models(tmp_path_factory) -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
+    """Each model of NOT_THE_LABS saved (one compiled with Adam, which makes Keras warn on loading it) and
+    tested with keras-parity in one process, and a softmax net, compiled with Adam, that passes."""
+    folder = tmp_path_factory.mktemp("models")
+    nets = {name: make() for name, (make, _) in NOT_THE_LABS.items()}
+    nets["softmax, compiled with adam"] = small_net()
+    for name in ("linear output", "softmax, compiled with adam"):  # Keras warns, loading them, of Adam's variables
+        nets[name].compile(optimizer="adam", loss="mse")
+    with pytest.warns(UserWarning, match="not yet been built"):
+        nets["saved unbuilt"].save(folder / "saved unbuilt.keras")
+    for name, net in nets.items():
+        if net.built:
+            net.save(folder / f"{name}.keras")
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    command = [sys.executable, "-c", TEST_EACH, str(DATA_DIR), *nets]
+    tested = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stderr[-2000:]
+    stdouts = tested.stdout.split(SEPARATOR + "\n")[:-1]
+    first, *rest = tested.stderr.split(SEPARATOR)  # each of rest: an exit code, then the next model's stderr
+    codes = [int(part.partition("\n")[0]) for part in rest]
+    stderrs = [first, *(part.partition("\n")[2] for part in rest[:-1])]
+    results = {
+        name: subprocess.CompletedProcess(name, code, out, err)
+        for name, out, err, code in zip(nets, stdouts, stderrs, codes, strict=True)
+    }
+    return folder, results
+
+
+@pytest.mark.parametrize("name", NOT_THE_LABS)
+def test_testing_a_model_that_does_not_take_mnist_as_the_lab_does_is_refused_saying_why(name, tested_models) -> None:
+    folder, results = tested_models
+    refused = results[name]
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]  # no warning first
+    assert refused.stderr.startswith(f"keras-parity: error: --model_path: {name}.keras is not the lab's network")
+    assert NOT_THE_LABS[name][1] in refused.stderr
+    assert not (folder / "lightning_logs" / "keras" / name).exists()
+
+
+def test_a_softmax_net_of_mnist_is_tested_with_keras_warnings_after_its_checks(tested_models) -> None:
+    passed = tested_models[1]["softmax, compiled with adam"]
+    assert passed.returncode == 0 and "Test accuracy: " in passed.stdout, passed.stderr[-2000:]
+    assert "UserWarning: Skipping variable loading for optimizer" in passed.stderr, passed  # held, then shown
+
+
+def test_running_out_of_memory_in_tensorflow_torch_or_numpy_is_one_line(capsys) -> None:
+    """Real allocations too large for any machine (TensorFlow's ResourceExhaustedError is no RuntimeError: it
+    was a traceback), each one line naming what did not fit, without the C++ place it failed in."""
+    tf = keras_model.tf
+    allocations = {
+        "OOM when allocating tensor with shape[4194304,4194304]": lambda: tf.zeros((2**22, 2**22)) + 1,
+        "DefaultCPUAllocator: can't allocate memory": lambda: torch.empty(2**50),
+        "Unable to allocate 8.00 PiB": lambda: np.empty(2**50),
+    }
+    for words, allocate in allocations.items():
+        with pytest.raises(SystemExit) as stopped:
+            exit_on_user_error("keras-parity", allocate)
+        line = capsys.readouterr().err
+        assert stopped.value.code == 2 and line.count("\n") == 1, line
+        assert line.startswith(f"keras-parity: error: the model or its batches do not fit in memory ({words}")
 
 
 def test_keras_batches_train_exactly_as_keras_does_with_the_arrays() -> None:
