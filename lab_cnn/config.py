@@ -29,9 +29,21 @@ NOT_VALUES = {
 }
 
 
+def other_base(node: yaml.Node) -> str | None:
+    """Why a number of ``node`` is not the number it reads as: YAML 1.1 (PyYAML's, and the parser's) reads
+    ``017`` in base 8 (15) and ``1:30`` in base 60 (90), where a setting's reader would see 17 and a time."""
+    digits = str(node.value).lstrip("+-").replace("_", "")
+    if node.tag == YAML_TYPE + "int" and len(digits) > 1 and digits[0] == "0" and digits.isdigit():
+        return "base 8"
+    if node.tag in (YAML_TYPE + "int", YAML_TYPE + "float") and ":" in digits:
+        return "base 60"
+    return None
+
+
 def check_values(node: yaml.Node) -> None:
     """Refuse, as :class:`NotAConfig`, a value of a type in :data:`NOT_VALUES` anywhere in the YAML document
-    ``node``, and an alias inside what it names (``a: &x [*x]``: a list holding itself)."""
+    ``node``, a number YAML reads in another base than 10 unless it says so (``0x10`` does) and an alias
+    inside what it names (``a: &x [*x]``: a list holding itself)."""
     inside: set[int] = set()  # the lists and mappings from the document down to the one being walked
     done: set[int] = set()  # walked whole: an alias to one of these is no loop (and is not walked again)
     stack: list[tuple[yaml.Node, Iterator[yaml.Node]]] = []
@@ -39,6 +51,10 @@ def check_values(node: yaml.Node) -> None:
     def enter(child: yaml.Node) -> None:
         if (kind := child.tag.removeprefix(YAML_TYPE)) in NOT_VALUES:
             what = f"{NOT_VALUES[kind]} (!!{kind}) is not a value lab-cnn takes"
+            raise NotAConfig(problem=what, problem_mark=child.start_mark)
+        if base := other_base(child):
+            number = yaml.safe_load(child.value)
+            what = f"YAML reads {child.value} in {base}, as {number}; write {number}, or {child.value!r} for a text"
             raise NotAConfig(problem=what, problem_mark=child.start_mark)
         if id(child) not in done and isinstance(child, (yaml.MappingNode, yaml.SequenceNode)):
             inside.add(id(child))
@@ -68,9 +84,10 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges, then keys after it override
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            if key_node.tag == YAML_TYPE + "merge":  # `<<: *base` merges, then keys after it override
+                check_merged(key_node, value_node, seen)
                 continue
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, str):
@@ -85,6 +102,21 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def check_merged(key_node: yaml.Node, value_node: yaml.Node, seen: set[str]) -> None:
+    """A merge (``<<: *base`` or ``<<: [*a, *b]``) given once in its mapping, of mappings that give no key twice
+    between them: PyYAML would let the later of two win, where the YAML spec has the earlier win."""
+    if "<<" in seen:
+        raise yaml.constructor.ConstructorError(problem="the key '<<' is given twice", problem_mark=key_node.start_mark)
+    seen.add("<<")
+    merged: set[str] = set()
+    for mapping in value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]:
+        for key, _ in mapping.value if isinstance(mapping, yaml.MappingNode) else []:
+            if key.value in merged:
+                twice = f"the key {key.value!r} is given by two of the mappings this '<<' merges"
+                raise yaml.constructor.ConstructorError(problem=twice, problem_mark=key.start_mark)
+            merged.add(key.value)
 
 
 UniqueKeyLoader.yaml_implicit_resolvers = {  # `2026-12-01` is text, as the parser reads it (its own, not SafeLoader's)

@@ -458,6 +458,10 @@ DAMAGES: dict[str, tuple[Callable[[Path], object], str]] = {  # the issue's case
         ),
         SPEC + "not valid YAML (line 5, column 1: the key 'seeds' is given twice)",
     ),
+    "seeds in base 8": (  # YAML 1.1 reads 010 as 8
+        lambda f: (f / "study.yaml").write_text((f / "study.yaml").read_text().replace("seeds: 5\n", "seeds: 010\n")),
+        SPEC + "not a study record lab-cnn can read (line 4, column 8: YAML reads 010 in base 8, as 8",
+    ),
 }
 
 

@@ -70,6 +70,9 @@ def trained(tmp_path_factory) -> Path:
     (folder / "tab.yaml").write_text("model:\n\tlr: 0.1\n")  # YAML indents with spaces only
     (folder / "loop.yaml").write_text("trainer: &x {callbacks: [*x]}\n")  # the parser would walk it forever
     (folder / "binary.yaml").write_text("model:\n  init_args:\n    hidden_units: !!binary NTA=\n")  # b'50'
+    (folder / "octal.yaml").write_text("model:\n  init_args:\n    hidden_units: 017\n")  # YAML 1.1: 15
+    (folder / "base60.yaml").write_text("model:\n  init_args:\n    hidden_units: [50, 1:30]\n")  # YAML 1.1: 90
+    (folder / "merge_both.yaml").write_text("model:\n  init_args:\n    <<: [{hidden_units: 20}, {hidden_units: 30}]\n")
     (folder / "number_key.yaml").write_text("model:\n  init_args:\n    5: 1\n")
     os.mkfifo(folder / "fifo.yaml")  # a reader waits for a writer
     (folder / "deep.yaml").write_text((CONFIGS / "baseline.yaml").read_text() + "x: " + "[" * 20_000 + "]" * 20_000)
@@ -180,6 +183,23 @@ MISTAKES = {
     "conv channels as a set (which has no order)": (
         ["summary", *BASELINE, "--model.conv_channels=[10, !!set {20: null}]"],
         "model.conv_channels: '[10, !!set {20: null}]' is not allowed",
+    ),
+    "config of a number in base 8 (was 15 hidden units)": (
+        ["summary", *BASELINE, "--config", "octal.yaml"],
+        "octal.yaml: not a config file lab-cnn can read (line 3, column 19: YAML reads 017 in base 8, as 15; "
+        "write 15, or '017' for a text)",
+    ),
+    "config of a number in base 60 (was 90 hidden units)": (
+        ["summary", *BASELINE, "--config", "base60.yaml"],
+        "base60.yaml: not a config file lab-cnn can read (line 3, column 24: YAML reads 1:30 in base 60, as 90",
+    ),
+    "conv channels in base 8 (were 8 and 16)": (
+        ["summary", *BASELINE, "--model.conv_channels", "[010, 020]"],
+        "model.conv_channels: '[010, 020]' is not allowed",
+    ),
+    "a key given by two merged mappings (PyYAML let the later win)": (
+        ["summary", *BASELINE, "--config", "merge_both.yaml"],
+        "merge_both.yaml: not valid YAML (line 3, column 31: the key 'hidden_units' is given by two of the mappings",
     ),
     "summary config with a number for a key": (
         ["summary", "--config", "number_key.yaml"],
