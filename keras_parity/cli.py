@@ -24,6 +24,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -333,12 +334,24 @@ def train(args) -> None:
 
 
 @contextlib.contextmanager
-def warnings_held_until_accepted() -> Iterator[None]:
-    """Python's warnings (Keras': "Skipping variable loading for optimizer", a loss of other shapes...) held
-    back while a model is loaded and checked, and shown when the block ends without a refusal: a model
-    refused gets its one line alone."""
-    with warnings.catch_warnings(record=True) as held:
-        yield
+def console_held_until_accepted() -> Iterator[None]:
+    """Python's warnings (Keras': "Skipping variable loading for optimizer", ...) and what native code writes
+    to the process's stderr (TensorFlow's C++ log: "Not handling type DT_DOUBLE" of a float64 model, oneDNN's
+    words on float16) held back while a model is loaded and checked, and shown when the block ends without a
+    refusal: a model refused gets its one line alone."""
+    sys.stderr.flush()
+    console = os.dup(2)
+    with tempfile.TemporaryFile() as native, warnings.catch_warnings(record=True) as held:
+        os.dup2(native.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(console, 2)
+            os.close(console)
+        native.seek(0)
+        written = native.read()
+        while written:
+            written = written[os.write(2, written) :]
     for warning in held:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno, warning.file)
 
@@ -354,13 +367,13 @@ def test(args) -> None:
             raise UserError(f"--run: {model_path} was trained in {log_dir}, where its test is logged; leave out --run")
         check_can_write("--run", log_dir)
     x, y = keras_arrays(args.data_dir, train=False)
-    with warnings_held_until_accepted():
+    with console_held_until_accepted():
         model = load(model_path)  # which imports TensorFlow after the checks that need none: a refusal is quick
         try:  # compiled here with the lab's loss and metric, whatever (or whether) it was compiled with
             check_takes_mnist(model, x)
+            settings = hyperparameters(model)
             model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
             loss, accuracy = model.evaluate(keras_batches(x, y, args.batch_size), verbose=0)
-            settings = hyperparameters(model)
         except (ValueError, TypeError, KeyError, UserError) as e:  # Keras' words for other inputs or outputs
             raise UserError(
                 f"--model_path: {args.model_path} is not the lab's network for MNIST ({first_line(e)})"
