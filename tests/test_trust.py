@@ -180,9 +180,9 @@ MISTAKES = {
         ["fit", *BASELINE, "--model.hidden_units", "!!binary NTA="],
         "model.hidden_units: '!!binary NTA=' is not allowed; expected int or list of int",
     ),
-    "conv channels as a set (which has no order)": (
-        ["summary", *BASELINE, "--model.conv_channels=[10, !!set {20: null}]"],
-        "model.conv_channels: '[10, !!set {20: null}]' is not allowed",
+    "hidden units as a set (which has no order; was taken as a list in the set's order)": (
+        ["summary", *BASELINE, "--model.hidden_units", "!!set {50, 20}"],
+        "model.hidden_units: '!!set {50, 20}' is not allowed; expected int or list of int",
     ),
     "config of a number in base 8 (was 15 hidden units)": (
         ["summary", *BASELINE, "--config", "octal.yaml"],
