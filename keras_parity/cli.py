@@ -366,9 +366,9 @@ def test(args) -> None:
         if args.run not in (None, name, name.rpartition("/")[0]):
             raise UserError(f"--run: {model_path} was trained in {log_dir}, where its test is logged; leave out --run")
         check_can_write("--run", log_dir)
-    x, y = keras_arrays(args.data_dir, train=False)
     with console_held_until_accepted():
         model = load(model_path)  # which imports TensorFlow after the checks that need none: a refusal is quick
+        x, y = keras_arrays(args.data_dir, train=False)
         try:  # compiled here with the lab's loss and metric, whatever (or whether) it was compiled with
             check_takes_mnist(model, x)
             settings = hyperparameters(model)
