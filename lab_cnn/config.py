@@ -40,6 +40,42 @@ def other_base(node: yaml.Node) -> str | None:
     return None
 
 
+def check_lone_numbers(argv: list[str], config: Any) -> None:
+    """Refuse a lone value of ``argv`` in base 8 or 60 (``--model.hidden_units 1:30``) that the parser took for a
+    number: jsonargparse reads a lone value for a number option with its own YAML (``basic_json_or_yaml_load``:
+    ``1:30`` is 90, ``017`` is 17 where a config file's ``017`` is 15), not the parser mode's, so
+    :func:`command_line_mode` never sees it. ``config`` is what the parser made of ``argv``; a value it kept as
+    text (``--trainer.max_time 1:00:00:00``) is no number and passes."""
+    for key, text in option_values(argv):
+        try:
+            node = yaml.compose(text, Loader=UniqueKeyLoader)
+        except yaml.YAMLError:
+            continue  # no lone value (or none YAML reads): the parser mode's loader has seen it
+        if not isinstance(node, yaml.ScalarNode) or not (base := other_base(node)):
+            continue
+        number = yaml.safe_load(text)
+        readings = {number, int(text.replace("_", ""))} if base == "base 8" else {number}
+        head, _, rest = key.partition(".")
+        for where in (key, f"{head}.init_args.{rest}"):  # a model's options are its class's init_args
+            value = config.get(where) if where in config else None
+            value = value[-1] if isinstance(value, list) and value else value  # `--key+ 1:30` appends to a list
+            if not isinstance(value, bool) and isinstance(value, (int, float)) and value in readings:
+                read = f"as {number}: write {number}"
+                if value != number:
+                    read = f"as {number}, and the command line as {value}: write {number} or {value}"
+                raise UserError(f"{key}: {text!r} is not allowed; YAML reads it in {base}, {read}")
+
+
+def option_values(argv: list[str]) -> Iterator[tuple[str, str]]:
+    """The options of ``argv`` given a value (``--key value`` or ``--key=value``), as the key and the value's text."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--") and "=" in arg:
+            key, _, text = arg[2:].partition("=")
+            yield key.removesuffix("+"), text
+        elif arg.startswith("--") and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            yield arg[2:].removesuffix("+"), argv[i + 1]
+
+
 def check_values(node: yaml.Node) -> None:
     """Refuse, as :class:`NotAConfig`, a value of a type in :data:`NOT_VALUES` anywhere in the YAML document
     ``node``, a number YAML reads in another base than 10 unless it says so (``0x10`` does) and an alias

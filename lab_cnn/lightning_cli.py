@@ -26,7 +26,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 import lab_cnn
 from lab_cnn import checkpoints, training
 from lab_cnn.checkpoints import Checkpoint, flatten
-from lab_cnn.config import command_line_mode, given, model_class_path, read_configs, read_yaml
+from lab_cnn.config import check_lone_numbers, command_line_mode, given, model_class_path, read_configs, read_yaml
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import UserError
 from lab_cnn.module import Classifier
@@ -109,6 +109,7 @@ class LabCLI(LightningCLI):
             raise UserError(message) from None
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config  # none: built, not run (lab-cnn summary)
+        check_lone_numbers(argv, config)
         if not isinstance(config["seed_everything"], bool):  # LightningCLI seeds before the model is built
             seed("seed_everything", config["seed_everything"])
         if not subcommand:

@@ -70,6 +70,15 @@ def test_summary_and_fit_build_the_same_model_from_the_same_arguments(config: st
         assert total_params(model.net) == keras["total_params"]
 
 
+def test_a_time_and_numbers_in_the_base_they_say_are_taken_from_the_command_line() -> None:
+    """The refusal of lone numbers YAML reads in base 8 or 60 is of what the parser took for a number: a time
+    in Lightning's DD:HH:MM:SS stays text, and 0x10 and 1_0 are read as they say."""
+    args = ["--config", str(CONFIGS / "baseline.yaml"), "--trainer.max_time", "00:00:01:30", "--data.data_dir", "d"]
+    config = lightning_cli([*args, "--model.hidden_units", "0x10", "--model.conv_channels=[1_0, 20]"], run=False).config
+    assert config["trainer.max_time"] == "00:00:01:30"
+    assert (config["model.init_args.hidden_units"], config["model.init_args.conv_channels"]) == (16, [10, 20])
+
+
 @pytest.mark.parametrize(("model", "net"), [(LabNet, LabCNN), (KerasNet, KerasCNN)])
 def test_a_model_class_takes_its_nets_knobs_from_the_net_where_they_are_declared_once(model: type, net: type) -> None:
     """The LightningModule declares the recipe only; the parser (as LightningCLI builds it) finds the net's

@@ -197,6 +197,23 @@ MISTAKES = {
         ["summary", *BASELINE, "--model.conv_channels", "[010, 020]"],
         "model.conv_channels: '[010, 020]' is not allowed",
     ),
+    "hidden units 1:30 alone on the command line (were 90, read by the parser's own YAML)": (
+        ["summary", *BASELINE, "--model.hidden_units", "1:30"],
+        "model.hidden_units: '1:30' is not allowed; YAML reads it in base 60, as 90: write 90",
+    ),
+    "epochs 017 alone on the command line (were 17, where a config's 017 is 15)": (
+        ["fit", *BASELINE, "--trainer.max_epochs=017"],
+        "trainer.max_epochs: '017' is not allowed; YAML reads it in base 8, as 15, and the command line as 17: "
+        "write 15 or 17",
+    ),
+    "a hidden layer appended in base 60 (was 110 wide)": (
+        ["summary", *BASELINE, "--model.hidden_units", "[20]", "--model.hidden_units+", "1:50"],
+        "model.hidden_units: '1:50' is not allowed; YAML reads it in base 60, as 110: write 110",
+    ),
+    "learning rate in base 60 (was 1.5)": (
+        ["summary", *BASELINE, "--model.init_args.lr", "0:01.5"],
+        "model.init_args.lr: '0:01.5' is not allowed; YAML reads it in base 60, as 1.5: write 1.5",
+    ),
     "a key given by two merged mappings (PyYAML let the later win)": (
         ["summary", *BASELINE, "--config", "merge_both.yaml"],
         "merge_both.yaml: not valid YAML (line 3, column 31: the key 'hidden_units' is given by two of the mappings",
