@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -147,7 +148,28 @@ def load(model_path: Path, key: str = "--model_path"):
     try:
         return keras.saving.load_model(model_path, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"{key}: {model_path} is not a readable Keras model ({first_line(e)})") from None
+        raise UserError(f"{key}: {model_path} is not a readable Keras model ({load_problem(e)})") from None
+
+
+def load_problem(error: BaseException) -> str:
+    """Why Keras could not load a model, in one line. Keras wraps the reason in errors of each object holding
+    it ("<class 'Sequential'> could not be deserialized properly"), so the innermost error says it: a class or
+    function it does not know (a custom layer, registered in the code that made the model) is named, and what
+    safe mode refuses (a lambda's code) is said without Keras' advice of how to load it unsafely."""
+    from keras_parity.keras_model import keras
+
+    reason, seen = error, {id(error)}
+    while (inner := reason.__cause__ or reason.__context__) is not None and id(inner) not in seen:
+        reason, seen = inner, seen | {id(inner)}
+    if unknown := re.match(r"Could not locate (class|function) '([^']+)'", str(reason)):
+        kind, name = unknown.groups()
+        return (
+            f"it uses the {kind} {name!r}, which Keras {keras.__version__} does not have: a custom one, defined in "
+            "the code that made the model, or one of a newer Keras; keras-parity loads models of Keras' own parts"
+        )
+    if "safe_mode=False" in str(reason):
+        return f"Keras' safe mode, which keras-parity loads in, refuses it: {first_line(reason).partition('. ')[0]}"
+    return first_line(error)
 
 
 def structure(model: Any, side: str) -> Any:

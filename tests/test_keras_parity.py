@@ -374,6 +374,43 @@ NOT_THE_LABS = {
 }
 
 
+def custom_layer_net() -> keras.Model:
+    """The lab's kind of net after a layer of the maker's own code, registered where it was made (in this test's
+    process, not in keras-parity's)."""
+
+    @keras.saving.register_keras_serializable(package="mine")
+    class Double(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    inputs = keras.Input((28, 28, 1))
+    return keras.Model(inputs, small_net()(Double()(inputs)))
+
+
+def lambda_net() -> keras.Model:
+    inputs = keras.Input((28, 28, 1))
+    return keras.Model(inputs, small_net()(keras.layers.Lambda(lambda x: x * 2.0)(inputs)))
+
+
+def custom_activation_net() -> keras.Model:
+    @keras.saving.register_keras_serializable(package="mine")
+    def clipped(x):
+        return keras.activations.relu(x, max_value=6.0)
+
+    inputs = keras.Input((28, 28, 1))
+    hidden = keras.layers.Dense(8, activation=clipped)(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs)))
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden))
+
+
+# Models Keras loads only with code of their maker's or, out of safe mode, from the file: what keras-parity's
+# one line says of each (Keras' own names the model holding the part it lacks, and advises loading unsafely).
+NOT_LOADABLE = {
+    "custom layer": (custom_layer_net, "it uses the class 'Double', which Keras"),
+    "custom activation": (custom_activation_net, "it uses the function 'mine>clipped', which Keras"),
+    "lambda layer": (lambda_net, "Keras' safe mode, which keras-parity loads in, refuses it: Requested the"),
+}
+
+
 SEPARATOR = "-- model tested, exit code "
 # keras-parity --mode test of each model named, one after the other in one process with Python's warnings on
 # (a user's console shows them), each followed by a separator on stdout and on stderr, with its exit code there
@@ -396,7 +433,7 @@ def tested_models(tmp_path_factory) -> tuple[Path, dict[str, subprocess.Complete
     """Each model of NOT_THE_LABS saved (one compiled with Adam, which makes Keras warn on loading it) and
     tested with keras-parity in one process, and a softmax net, compiled with Adam, that passes."""
     folder = tmp_path_factory.mktemp("models")
-    nets = {name: make() for name, (make, _) in NOT_THE_LABS.items()}
+    nets = {name: make() for name, (make, _) in {**NOT_THE_LABS, **NOT_LOADABLE}.items()}
     nets["softmax, compiled with adam"] = small_net()
     for name in ("linear output", "softmax, compiled with adam"):  # Keras warns, loading them, of Adam's variables
         nets[name].compile(optimizer="adam", loss="mse")
@@ -427,6 +464,16 @@ def test_testing_a_model_that_does_not_take_mnist_as_the_lab_does_is_refused_say
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]  # no warning first
     assert refused.stderr.startswith(f"keras-parity: error: --model_path: {name}.keras is not the lab's network")
     assert NOT_THE_LABS[name][1] in refused.stderr
+    assert not (folder / "lightning_logs" / "keras" / name).exists()
+
+
+@pytest.mark.parametrize("name", NOT_LOADABLE)
+def test_a_model_of_parts_keras_lacks_or_code_safe_mode_refuses_is_refused_naming_them(name, tested_models) -> None:
+    folder, results = tested_models
+    refused = results[name]
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]
+    assert refused.stderr.startswith(f"keras-parity: error: --model_path: {name}.keras is not a readable Keras model")
+    assert NOT_LOADABLE[name][1] in refused.stderr
     assert not (folder / "lightning_logs" / "keras" / name).exists()
 
 
