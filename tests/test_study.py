@@ -425,6 +425,23 @@ def reading_fork(study: subprocess.Popen, folder: Path) -> psutil.Process | None
     return None
 
 
+def assert_no_process_left(study: subprocess.Popen) -> None:
+    """Within 10 s of its end, a study's process group is empty: no server, run or tracker left."""
+    deadline = time.monotonic() + 10
+    with pytest.raises(ProcessLookupError):
+        while time.monotonic() < deadline:
+            os.killpg(study.pid, 0)
+            time.sleep(0.2)
+
+
+def many_variants(folder: Path) -> None:
+    """A tiny study of 16 variants, whose options the reading fork takes seconds to read (two took 0.5 s), so
+    that a test tells it from the fork that only says the warm server is ready (0.2 s)."""
+    baseline = str(CONFIGS / "baseline.yaml")
+    variants = {f"fc{n}": {"config": baseline, "args": [f"--model.hidden_units={n}"]} for n in range(10, 90, 5)}
+    tiny_study(folder, **variants)
+
+
 def wait_for(ready: Callable[[], object], what: str) -> None:
     deadline = time.monotonic() + 60
     while not ready():
@@ -448,12 +465,8 @@ def test_ctrl_c_at_any_moment_of_a_study_prints_one_line_and_leaves_no_process(t
     in three tries by hand), and a study killed by SIGINT with no line as it left, its report written."""
     baseline = str(CONFIGS / "baseline.yaml")
     fc25 = {"config": baseline, "args": ["--model.init_args.hidden_units=25"]}
-    if moment == "as it reads its variants' options":  # many: two took 0.5 s to read, `ready`'s fork 0.2 s
-        widths = range(10, 90, 5)
-        tiny_study(
-            tmp_path,
-            **{f"fc{n}": {"config": baseline, "args": [f"--model.init_args.hidden_units={n}"]} for n in widths},
-        )
+    if moment == "as it reads its variants' options":
+        many_variants(tmp_path)
     else:
         tiny_study(tmp_path, fc50={"config": baseline}, fc25=fc25)
     short = ["--limit-batches", "2"] if moment.endswith("written") else []
@@ -485,11 +498,7 @@ def test_ctrl_c_at_any_moment_of_a_study_prints_one_line_and_leaves_no_process(t
     else:
         assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
         assert stderr.strip().splitlines() == [expected]
-    deadline = time.monotonic() + 10
-    with pytest.raises(ProcessLookupError):  # its process group is empty: no server, run or tracker left
-        while time.monotonic() < deadline:
-            os.killpg(process.pid, 0)
-            time.sleep(0.2)
+    assert_no_process_left(process)
 
 
 def test_a_study_whose_warm_server_is_killed_as_it_starts_says_so_in_one_line(tmp_path) -> None:
@@ -506,6 +515,24 @@ def test_a_study_whose_warm_server_is_killed_as_it_starts_says_so_in_one_line(tm
     assert stderr.strip().splitlines() == [
         "lab-cnn: error: the study's warm server ended as it started (killed?); run the same command again"
     ]
+
+
+def test_a_study_whose_reading_of_its_options_is_killed_says_so_in_one_line_and_writes_nothing(tmp_path) -> None:
+    """SIGKILL of the warm server's fork reading the variants' options (as the kernel's out-of-memory killer
+    would): one line, exit 2, no report folder, and no process of the study left."""
+    many_variants(tmp_path)
+    argv = [sys.executable, "-m", "lab_cnn", "study", "tiny.yaml", "--data-dir", str(DATA_DIR), "--workers", "2"]
+    process = terminal_job(argv, tmp_path)
+    wait_for(lambda: reading_fork(process, tmp_path), "fork of the warm server reading the options")
+    fork = reading_fork(process, tmp_path)
+    assert fork is not None
+    fork.kill()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2 and stderr.strip().splitlines() == [
+        "lab-cnn: error: reading tiny.yaml's commands failed: the process reading them ended (killed by SIGKILL)"
+    ], stderr[-3000:]
+    assert not (tmp_path / "reports").exists()
+    assert_no_process_left(process)
 
 
 def test_the_time_left_counts_each_run_as_its_own_variants_runs_took(monkeypatch, capsys, tmp_path) -> None:
