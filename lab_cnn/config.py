@@ -54,16 +54,28 @@ def check_lone_numbers(argv: list[str], config: Any) -> None:
         if not isinstance(node, yaml.ScalarNode) or not (base := other_base(node)):
             continue
         number = yaml.safe_load(text)
-        readings = {number, int(text.replace("_", ""))} if base == "base 8" else {number}
-        head, _, rest = key.partition(".")
-        for where in (key, f"{head}.init_args.{rest}"):  # a model's options are its class's init_args
-            value = config.get(where) if where in config else None
-            value = value[-1] if isinstance(value, list) and value else value  # `--key+ 1:30` appends to a list
-            if not isinstance(value, bool) and isinstance(value, (int, float)) and value in readings:
-                read = f"as {number}: write {number}"
-                if value != number:
-                    read = f"as {number}, and the command line as {value}: write {number} or {value}"
-                raise UserError(f"{key}: {text!r} is not allowed; YAML reads it in {base}, {read}")
+        readings = {number, int(node.value.replace("_", ""))} if base == "base 8" else {number}
+        value = given_value(config, key)
+        if not isinstance(value, bool) and isinstance(value, (int, float)) and value in readings:
+            read = f"as {number}: write {number}"
+            if value != number:
+                read = f"as {number}, and the command line as {value}: write {number} or {value}"
+            raise UserError(f"{key}: {text!r} is not allowed; YAML reads it in {base}, {read}")
+
+
+def given_value(config: Any, key: str) -> Any:
+    """What the parser made of the option ``key`` (``model.hidden_units``) in ``config``: a class's option is in
+    its ``init_args``, and one of a list of classes (``--trainer.callbacks.patience``) or a value appended to a
+    list (``--model.hidden_units+ 1:30``) is its last item's. None where ``config`` has no such key."""
+    value = config
+    for part in key.split("."):
+        value = value[-1] if isinstance(value, list) and value else value
+        if isinstance(value, (dict, argparse.Namespace)) and part not in value and "init_args" in value:
+            value = value["init_args"]
+        if not isinstance(value, (dict, argparse.Namespace)) or part not in value:
+            return None
+        value = value[part]
+    return value[-1] if isinstance(value, list) and value else value
 
 
 def option_values(argv: list[str]) -> Iterator[tuple[str, str]]:
@@ -72,8 +84,13 @@ def option_values(argv: list[str]) -> Iterator[tuple[str, str]]:
         if arg.startswith("--") and "=" in arg:
             key, _, text = arg[2:].partition("=")
             yield key.removesuffix("+"), text
-        elif arg.startswith("--") and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+        elif arg.startswith("--") and i + 1 < len(argv) and not is_option(argv[i + 1]):
             yield arg[2:].removesuffix("+"), argv[i + 1]
+
+
+def is_option(arg: str) -> bool:
+    """Whether argparse takes ``arg`` for an option, not a value: ``--key``, not ``--- 017`` (a space in it)."""
+    return arg.startswith("--") and " " not in arg
 
 
 def check_values(node: yaml.Node) -> None:

@@ -210,6 +210,19 @@ MISTAKES = {
         ["summary", *BASELINE, "--model.hidden_units", "[20]", "--model.hidden_units+", "1:50"],
         "model.hidden_units: '1:50' is not allowed; YAML reads it in base 60, as 110: write 110",
     ),
+    "a callback's patience in base 60 (was 90 epochs)": (
+        ["summary", *BASELINE, "--trainer.callbacks+", "EarlyStopping", "--trainer.callbacks.monitor", "val/loss"]
+        + ["--trainer.callbacks.patience", "1:30"],
+        "trainer.callbacks.patience: '1:30' is not allowed; YAML reads it in base 60, as 90: write 90",
+    ),
+    "hidden units 017 after YAML's document start (were 15)": (
+        ["summary", *BASELINE, "--model.hidden_units", "--- 017"],
+        "model.hidden_units: '--- 017' is not allowed; YAML reads it in base 8, as 15: write 15",
+    ),
+    "hidden units 017 before a comment (were 15)": (
+        ["summary", *BASELINE, "--model.hidden_units", "017 # fifteen?"],
+        "model.hidden_units: '017 # fifteen?' is not allowed; YAML reads it in base 8, as 15: write 15",
+    ),
     "learning rate in base 60 (was 1.5)": (
         ["summary", *BASELINE, "--model.init_args.lr", "0:01.5"],
         "model.init_args.lr: '0:01.5' is not allowed; YAML reads it in base 60, as 1.5: write 1.5",
