@@ -33,49 +33,90 @@ def other_base(node: yaml.Node) -> str | None:
     """Why a number of ``node`` is not the number it reads as: YAML 1.1 (PyYAML's, and the parser's) reads
     ``017`` in base 8 (15) and ``1:30`` in base 60 (90), where a setting's reader would see 17 and a time."""
     digits = str(node.value).lstrip("+-").replace("_", "")
-    if node.tag == YAML_TYPE + "int" and len(digits) > 1 and digits[0] == "0" and digits.isdigit():
+    octal = node.tag == YAML_TYPE + "int" and len(digits) > 1 and digits[0] == "0" and digits.isdigit()
+    if octal and int(digits, 8) != int(digits):  # `00` and `07` are the same number in either base
         return "base 8"
     if node.tag in (YAML_TYPE + "int", YAML_TYPE + "float") and ":" in digits:
         return "base 60"
     return None
 
 
-def check_lone_numbers(argv: list[str], config: Any) -> None:
-    """Refuse a lone value of ``argv`` in base 8 or 60 (``--model.hidden_units 1:30``) that the parser took for a
-    number: jsonargparse reads a lone value for a number option with its own YAML (``basic_json_or_yaml_load``:
-    ``1:30`` is 90, ``017`` is 17 where a config file's ``017`` is 15), not the parser mode's, so
-    :func:`command_line_mode` never sees it. ``config`` is what the parser made of ``argv``; a value it kept as
-    text (``--trainer.max_time 1:00:00:00``) is no number and passes."""
+def check_numbers_read_again(argv: list[str], configs: list[tuple[str, dict[str, Any]]], config: Any) -> None:
+    """Refuse a number in base 8 or 60 that the parser took for one where the parser mode's check cannot see it:
+    jsonargparse reads a text given to a number option again, with its own YAML (``basic_json_or_yaml_load``).
+    So a lone value on the command line (``--model.hidden_units 1:30`` is 90; ``017`` is 17, where a config's is
+    15) and a quoted one anywhere (``hidden_units: '1:30'`` in a config, ``[20, '017']`` in a list) would become
+    numbers. ``configs`` are the files of ``argv`` as read; ``config`` is what the parser made of them all. An
+    option that takes text keeps it, and passes (``--trainer.max_time 00:01:30:00``, ``name: '017'``)."""
+    given = [(f"{path}: ", parts, text) for path, spec in configs for parts, text in texts(spec)]
     for key, text in option_values(argv):
         try:
-            node = yaml.compose(text, Loader=UniqueKeyLoader)
-        except yaml.YAMLError:
-            continue  # no lone value (or none YAML reads): the parser mode's loader has seen it
-        if not isinstance(node, yaml.ScalarNode) or not (base := other_base(node)):
+            value = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  # a safe loader
+        except yaml.YAMLError:  # a lone number in another base (which the mode's loader refuses), or no YAML
+            value = text
+        lone = not isinstance(value, (dict, list))
+        parts: tuple[str | int, ...] = tuple(key.split("."))
+        given += [("", parts, text)] if lone else [("", parts + inner, t) for inner, t in texts(value)]
+    for where, parts, text in given:
+        if not (reading := other_base_reading(text)):
             continue
-        number = yaml.safe_load(text)
-        readings = {number, int(node.value.replace("_", ""))} if base == "base 8" else {number}
-        value = given_value(config, key)
-        if not isinstance(value, bool) and isinstance(value, (int, float)) and value in readings:
-            read = f"as {number}: write {number}"
-            if value != number:
-                read = f"as {number}, and the command line as {value}: write {number} or {value}"
-            raise UserError(f"{key}: {text!r} is not allowed; YAML reads it in {base}, {read}")
+        base, number, decimal = reading
+        value = value_at(config, parts)
+        values = value if isinstance(value, list) else [value]  # `--key+ 017`, appended to a list
+        numbers = [v for v in values if not isinstance(v, bool) and isinstance(v, (int, float))]
+        if (read := next((v for v in numbers if v in (number, decimal)), None)) is not None:
+            how = f"as {number}: write {number}"
+            if read != number:
+                how = f"as {number}, where this option would be {read}: write {number} or {read}"
+            key = ".".join(str(part) for part in parts)
+            raise UserError(f"{where}{key}: {text!r} is not allowed; YAML reads it in {base}, {how}")
 
 
-def given_value(config: Any, key: str) -> Any:
-    """What the parser made of the option ``key`` (``model.hidden_units``) in ``config``: a class's option is in
-    its ``init_args``, and one of a list of classes (``--trainer.callbacks.patience``) or a value appended to a
-    list (``--model.hidden_units+ 1:30``) is its last item's. None where ``config`` has no such key."""
+def texts(value: Any, parts: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every text in a mapping or list read from YAML, with the keys and indexes down to it."""
+    if isinstance(value, str):
+        yield parts, value
+    for part, inner in (
+        value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    ):
+        yield from texts(inner, (*parts, part))
+
+
+def other_base_reading(text: str) -> tuple[str, Any, int | None] | None:
+    """A lone YAML value that YAML 1.1 reads in base 8 or 60: the base, YAML's number and (base 8) the number as
+    written in base 10, which jsonargparse's first reading takes (``017``: 15 and 17). None for anything else."""
+    try:
+        node = yaml.compose(text, Loader=UniqueKeyLoader)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(node, yaml.ScalarNode) or not (base := other_base(node)):
+        return None
+    return base, yaml.safe_load(text), int(node.value.replace("_", "")) if base == "base 8" else None
+
+
+def is_mapping(value: Any) -> bool:
+    """A dict, or the parser's Namespace (keys, ``in`` and ``[]`` as a dict's)."""
+    return isinstance(value, (dict, argparse.Namespace))
+
+
+def value_at(config: Any, parts: tuple[str | int, ...]) -> Any:
+    """What the parser made of the value at ``parts`` (``model``, ``hidden_units``, 1) in ``config``: a class's
+    options are in its ``init_args``, and an option of a list of classes (``--trainer.callbacks.patience``) is
+    its last item's. None where ``config`` has no such value."""
     value = config
-    for part in key.split("."):
-        value = value[-1] if isinstance(value, list) and value else value
-        if isinstance(value, (dict, argparse.Namespace)) and part not in value and "init_args" in value:
+    for part in parts:
+        if isinstance(value, list) and value:
+            value = value[part] if isinstance(part, int) and part < len(value) else value[-1]
+            if isinstance(part, int):
+                continue
+        if isinstance(part, int):
+            return None
+        if is_mapping(value) and part not in value and "init_args" in value:
             value = value["init_args"]
-        if not isinstance(value, (dict, argparse.Namespace)) or part not in value:
+        if not is_mapping(value) or part not in value:
             return None
         value = value[part]
-    return value[-1] if isinstance(value, list) and value else value
+    return value
 
 
 def option_values(argv: list[str]) -> Iterator[tuple[str, str]]:

@@ -26,7 +26,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 import lab_cnn
 from lab_cnn import checkpoints, training
 from lab_cnn.checkpoints import Checkpoint, flatten
-from lab_cnn.config import check_lone_numbers, command_line_mode, given, model_class_path, read_configs, read_yaml
+from lab_cnn.config import check_numbers_read_again, command_line_mode, given, model_class_path, read_configs, read_yaml
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import UserError
 from lab_cnn.module import Classifier
@@ -99,7 +99,8 @@ class LabCLI(LightningCLI):
         from the config, so ``ckpt_path`` is kept here and not in the config: LightningCLI would otherwise
         rebuild the model from the checkpoint's own hyperparameters (``before_instantiate_classes`` restores it)."""
         argv = sys.argv[1:] if args is None else list(args)
-        model_class = resolve_class(model_class_path(read_configs(argv), argv))
+        configs = read_configs(argv)
+        model_class = resolve_class(model_class_path(configs, argv))
         try:
             self.config = parser.parse_args(argv)
         except argparse.ArgumentError as e:
@@ -109,7 +110,7 @@ class LabCLI(LightningCLI):
             raise UserError(message) from None
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config  # none: built, not run (lab-cnn summary)
-        check_lone_numbers(argv, config)
+        check_numbers_read_again(argv, configs, config)
         if not isinstance(config["seed_everything"], bool):  # LightningCLI seeds before the model is built
             seed("seed_everything", config["seed_everything"])
         if not subcommand:

@@ -101,6 +101,7 @@ def noise_file() -> str:
         (lambda: lab_cnn.fit(BASELINE, model={"hidden_units": {20, 10}}, data=DATA), "model.hidden_units: {10, 20} is"),
         (lambda: lab_cnn.fit(BASELINE, model={"hidden_units": [10, b"20"]}, data=DATA), "hidden_units: [10, b'20'] is"),
         (lambda: lab_cnn.fit(BASELINE, model={"hidden_units": "1:30"}, data=DATA), "'1:30' is not allowed; YAML reads"),
+        (lambda: lab_cnn.fit(BASELINE, model={"hidden_units": [20, "1:30"]}, data=DATA), "hidden_units.1: '1:30' is"),
     ],
 )
 def test_a_mistake_raises_user_error_with_the_commands_message(call, expected: str, tmp_path, monkeypatch) -> None:

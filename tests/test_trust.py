@@ -72,6 +72,7 @@ def trained(tmp_path_factory) -> Path:
     (folder / "binary.yaml").write_text("model:\n  init_args:\n    hidden_units: !!binary NTA=\n")  # b'50'
     (folder / "octal.yaml").write_text("model:\n  init_args:\n    hidden_units: 017\n")  # YAML 1.1: 15
     (folder / "base60.yaml").write_text("model:\n  init_args:\n    hidden_units: [50, 1:30]\n")  # YAML 1.1: 90
+    (folder / "quoted.yaml").write_text("model:\n  init_args:\n    hidden_units: [20, '1:30']\n")  # the parser: 90
     (folder / "merge_both.yaml").write_text("model:\n  init_args:\n    <<: [{hidden_units: 20}, {hidden_units: 30}]\n")
     (folder / "number_key.yaml").write_text("model:\n  init_args:\n    5: 1\n")
     os.mkfifo(folder / "fifo.yaml")  # a reader waits for a writer
@@ -203,7 +204,7 @@ MISTAKES = {
     ),
     "epochs 017 alone on the command line (were 17, where a config's 017 is 15)": (
         ["fit", *BASELINE, "--trainer.max_epochs=017"],
-        "trainer.max_epochs: '017' is not allowed; YAML reads it in base 8, as 15, and the command line as 17: "
+        "trainer.max_epochs: '017' is not allowed; YAML reads it in base 8, as 15, where this option would be 17: "
         "write 15 or 17",
     ),
     "a hidden layer appended in base 60 (was 110 wide)": (
@@ -222,6 +223,18 @@ MISTAKES = {
     "hidden units 017 before a comment (were 15)": (
         ["summary", *BASELINE, "--model.hidden_units", "017 # fifteen?"],
         "model.hidden_units: '017 # fifteen?' is not allowed; YAML reads it in base 8, as 15: write 15",
+    ),
+    "a quoted hidden layer in base 60 in a config (was 90 wide: the parser reads a text for a number again)": (
+        ["summary", *BASELINE, "--config", "quoted.yaml"],
+        "quoted.yaml: model.init_args.hidden_units.1: '1:30' is not allowed; YAML reads it in base 60, as 90",
+    ),
+    "a quoted hidden layer in base 8 in a command-line list (was 17 wide)": (
+        ["summary", *BASELINE, "--model.hidden_units", "[20, '017']"],
+        "model.hidden_units.1: '017' is not allowed; YAML reads it in base 8, as 15, where this option would be 17",
+    ),
+    "two hidden layers appended, the first in base 8 (was 17 wide)": (
+        ["summary", *BASELINE, "--model.hidden_units+", "017", "--model.hidden_units+", "5"],
+        "model.hidden_units: '017' is not allowed; YAML reads it in base 8",
     ),
     "learning rate in base 60 (was 1.5)": (
         ["summary", *BASELINE, "--model.init_args.lr", "0:01.5"],
