@@ -151,25 +151,46 @@ def load(model_path: Path, key: str = "--model_path"):
         raise UserError(f"{key}: {model_path} is not a readable Keras model ({load_problem(e)})") from None
 
 
+# How Keras says, in some error of the chain it raises, that it lacks a class or function a model file names
+UNKNOWN_PARTS = (
+    r"Could not locate (?P<kind>class|function) '(?P<name>[^']+)'",
+    r"Cannot deserialize object of type `(?P<name>[^`]+)`",  # an initializer, a regularizer
+    r"Could not interpret (?:\w+ )+identifier: \{.*?'class_name': '(?P<name>[^']+)'",  # ... in a layer's config
+    r"Could not deserialize (?P<kind>class) '(?P<name>[^']+)' because its parent module (?P<module>\S+) cannot be",
+)
+
+
+NOT_KERAS_OWN = (
+    "a custom one, defined in the code that made the model, or one of a newer Keras; keras-parity loads models of "
+    "Keras' own parts"
+)
+
+
 def load_problem(error: BaseException) -> str:
     """Why Keras could not load a model, in one line. Keras wraps the reason in errors of each object holding
-    it ("<class 'Sequential'> could not be deserialized properly"), so the innermost error says it: a class or
-    function it does not know (a custom layer, registered in the code that made the model) is named, and what
-    safe mode refuses (a lambda's code) is said without Keras' advice of how to load it unsafely."""
+    it ("<class 'Sequential'> could not be deserialized properly"), so the errors it chained say it: a class or
+    function it does not know (a custom layer, registered in the code that made the model) is named, what safe
+    mode refuses (a lambda's code) is said without Keras' advice of how to load it unsafely, and a message that
+    goes on after a colon (weights of another shape) keeps its next line."""
     from keras_parity.keras_model import keras
 
-    reason, seen = error, {id(error)}
-    while (inner := reason.__cause__ or reason.__context__) is not None and id(inner) not in seen:
-        reason, seen = inner, seen | {id(inner)}
-    if unknown := re.match(r"Could not locate (class|function) '([^']+)'", str(reason)):
-        kind, name = unknown.groups()
-        return (
-            f"it uses the {kind} {name!r}, which Keras {keras.__version__} does not have: a custom one, defined in "
-            "the code that made the model, or one of a newer Keras; keras-parity loads models of Keras' own parts"
-        )
-    if "safe_mode=False" in str(reason):
-        return f"Keras' safe mode, which keras-parity loads in, refuses it: {first_line(reason).partition('. ')[0]}"
-    return first_line(error)
+    chain, seen = [error], {id(error)}
+    while (inner := chain[-1].__cause__ or chain[-1].__context__) is not None and id(inner) not in seen:
+        chain, seen = [*chain, inner], seen | {id(inner)}
+    for reason in chain:
+        for pattern in UNKNOWN_PARTS:
+            if unknown := re.match(pattern, str(reason)):
+                part = unknown.groupdict()
+                kind, module = part.get("kind") or "class", part.get("module")
+                name = f"{kind} {part['name']!r}" + (f" of the module {module}" if module else "")
+                return f"it uses the {name}, which Keras {keras.__version__} does not have: {NOT_KERAS_OWN}"
+        if "safe_mode=False" in str(reason):
+            return f"Keras' safe mode, which keras-parity loads in, refuses it: {first_line(reason).partition('. ')[0]}"
+    reason = chain[-1] if "could not be deserialized properly" in str(error) else error
+    lines = [" ".join(line.split()) for line in str(reason).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):  # "... for object <Conv2D name=conv2d>:", then why
+        return f"{lines[0]} {lines[1].partition(' Target variable:')[0]}"  # not the variable's values
+    return first_line(reason)
 
 
 def structure(model: Any, side: str) -> Any:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -387,6 +388,16 @@ def custom_layer_net() -> keras.Model:
     return keras.Model(inputs, small_net()(Double()(inputs)))
 
 
+def custom_initializer_net() -> keras.Model:
+    @keras.saving.register_keras_serializable(package="mine")
+    class Naught(keras.initializers.Initializer):  # not `Zeros`: Keras would load its own of that name
+        def __call__(self, shape, dtype=None):
+            return keras.ops.zeros(shape, dtype=dtype)
+
+    inputs = keras.Input((28, 28, 1))
+    return keras.Model(inputs, small_net()(keras.layers.Conv2D(1, 1, kernel_initializer=Naught())(inputs)))
+
+
 def lambda_net() -> keras.Model:
     inputs = keras.Input((28, 28, 1))
     return keras.Model(inputs, small_net()(keras.layers.Lambda(lambda x: x * 2.0)(inputs)))
@@ -407,6 +418,11 @@ def custom_activation_net() -> keras.Model:
 NOT_LOADABLE = {
     "custom layer": (custom_layer_net, "it uses the class 'Double', which Keras"),
     "custom activation": (custom_activation_net, "it uses the function 'mine>clipped', which Keras"),
+    "custom initializer": (custom_initializer_net, "it uses the class 'Naught', which Keras"),
+    "weights of another shape": (
+        small_net,  # saved with the weights of a net of 8 filters where it has 4, below
+        "The shape of the target variable and the shape of the target value in `variable.assign(value)` must match",
+    ),
     "lambda layer": (lambda_net, "Keras' safe mode, which keras-parity loads in, refuses it: Requested the"),
 }
 
@@ -442,6 +458,15 @@ def tested_models(tmp_path_factory) -> tuple[Path, dict[str, subprocess.Complete
     for name, net in nets.items():
         if net.built:
             net.save(folder / f"{name}.keras")
+    with zipfile.ZipFile(folder / "weights of another shape.keras") as model:
+        parts = {part: model.read(part) for part in model.namelist()}
+    wider = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3, name="conv2d")])
+    wider.save(folder / "wider.keras")
+    with zipfile.ZipFile(folder / "wider.keras") as model:
+        parts["model.weights.h5"] = model.read("model.weights.h5")
+    with zipfile.ZipFile(folder / "weights of another shape.keras", "w") as model:
+        for part, data in parts.items():
+            model.writestr(part, data)
     env = {**os.environ, "PYTHONWARNINGS": "default"}
     command = [sys.executable, "-c", TEST_EACH, str(DATA_DIR), *nets]
     tested = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
