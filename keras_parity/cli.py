@@ -17,7 +17,6 @@ that is gone) is tested all the same and logged into a new version folder of ``-
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -39,15 +38,12 @@ from lab_cnn import mnist
 from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error, first_line
 from lab_cnn.nets import NUM_CLASSES
 from lab_cnn.runs import KERAS_LOG_DIR, check_can_write, checked_run_name, claim_version
-from lab_cnn.validators import MAX_SEED, seed, whole_number
+from lab_cnn.validators import MAX_SEED, number_text, seed, whole_number
 
 
 def seed_number(text: str) -> int:
     """argparse type: a seed, by :func:`lab_cnn.validators.seed`'s rule."""
-    try:
-        return seed("", int(text))
-    except (ValueError, UserError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; use a whole number in [0, {MAX_SEED}]") from None
+    return number_text(text, seed, f"use a whole number in [0, {MAX_SEED}]")
 
 
 def parser() -> ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -14,7 +15,7 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # in each run folder, after
 
 def run_versions(run_dir: Path) -> dict[int, Path]:
     """The ``version_N`` folders of one run name (``LOG_DIR/<name>/``), by N."""
-    found = (p for p in run_dir.glob("version_*") if p.name.removeprefix("version_").isdigit())
+    found = (p for p in run_dir.glob("version_*") if re.fullmatch(r"[0-9]+", p.name.removeprefix("version_")))
     return {int(p.name.removeprefix("version_")): p for p in found}
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
+import yaml
+
+from lab_cnn.config import other_base_reading
 from lab_cnn.errors import UserError
 
 T = TypeVar("T")
@@ -22,12 +25,29 @@ def positive_int(key: str, value: object) -> int:
     return value
 
 
+def number_text(text: str, check: Callable[[str, object], T], allowed: str) -> T:
+    """An argparse option's ``text`` read as ``lab-cnn fit`` reads a number, by YAML 1.1: ``0x10`` is 16 and
+    ``1_000`` 1000 in every command; ``017`` and ``1:30``, which YAML reads in base 8 and 60, are refused as fit
+    refuses them; a text YAML does not read as a number is one where Python's ``int`` reads it (``٥``, not
+    ``²``), as fit's parser has it. Then ``check`` (a rule of this module) takes the number; ``allowed`` says
+    what it allows."""
+    if reading := other_base_reading(text):
+        base, number, as_written = reading
+        written = f"{number} or {as_written}" if as_written is not None else str(number)
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed; YAML, which reads lab-cnn's configs, takes it in {base}, as {number}: "
+            f"write {written}"
+        )
+    try:
+        value = yaml.safe_load(text)
+        return check("", int(value) if isinstance(value, str) else value)  # as jsonargparse takes `٥` for 5
+    except (yaml.YAMLError, ValueError, UserError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; {allowed}") from None
+
+
 def whole_number(text: str) -> int:
     """argparse type: ``text`` read as a whole number >= 1, by :func:`positive_int`'s rule."""
-    try:
-        return positive_int("", int(text))
-    except (ValueError, UserError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; {WHOLE_NUMBER}") from None
+    return number_text(text, positive_int, WHOLE_NUMBER)
 
 
 def seed(key: str, value: object) -> int:

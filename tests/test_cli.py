@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import inspect
@@ -19,11 +20,12 @@ from keras_parity.module import KerasNet
 from keras_parity.nets import KerasCNN
 from lab_cnn.cli import main
 from lab_cnn.documented import documented
+from lab_cnn.errors import UserError
 from lab_cnn.lightning_cli import lightning_cli
 from lab_cnn.module import LabNet
 from lab_cnn.nets import LabCNN
 from lab_cnn.summary import layer_rows, total_params
-from lab_cnn.validators import check_recipe
+from lab_cnn.validators import check_recipe, whole_number
 from tests.helpers import CONFIGS, REPO, fit_args, run, scalars
 
 ALL_CONFIGS = sorted(p.name for p in CONFIGS.glob("*.yaml"))
@@ -77,6 +79,42 @@ def test_a_time_and_numbers_in_the_base_they_say_are_taken_from_the_command_line
     config = lightning_cli([*args, "--model.hidden_units", "0x10", "--model.conv_channels=[1_0, 20]"], run=False).config
     assert config["trainer.max_time"] == "00:00:01:30"
     assert (config["model.init_args.hidden_units"], config["model.init_args.conv_channels"]) == (16, [10, 20])
+
+
+NUMBER_TEXTS = [
+    "0x10",
+    "1_0",
+    "07",
+    "09",
+    "07860",
+    "+5",
+    " 12",
+    "0b11",
+    "٥",
+    "017",
+    "1:30",
+    "0o17",
+    "²",
+    "true",
+    "5.0",
+    "1e2",
+]
+
+
+@pytest.mark.parametrize("text", NUMBER_TEXTS)
+def test_the_argparse_commands_read_a_number_as_fit_does(text: str) -> None:
+    """keras-parity's, lab-cnn study's and explore's number options read a text as fit's parser reads it (YAML,
+    then int; base 8 and 60 refused by lab-cnn's check): the same number, or a refusal in both."""
+    args = ["--config", str(CONFIGS / "baseline.yaml"), "--data.data_dir", "d", "--model.hidden_units", text]
+    try:
+        fit = lightning_cli(args, run=False).config["model.init_args.hidden_units"]
+    except UserError:
+        fit = "refused"
+    try:
+        ours = whole_number(text)
+    except argparse.ArgumentTypeError:
+        ours = "refused"
+    assert ours == fit
 
 
 @pytest.mark.parametrize(("model", "net"), [(LabNet, LabCNN), (KerasNet, KerasCNN)])

@@ -172,6 +172,8 @@ def test_the_page_events_show_a_message_for_bad_input_and_find_misclassified_dig
         (["--keras-model", "missing.keras"], "--keras-model: missing.keras does not exist"),
         (["--ckpt_path", "x.ckpt", "--port", "http"], "argument --port: 'http' is not allowed; use a port from 1"),
         (["--ckpt_path", "x.ckpt", "--port", "70000"], "'70000' is not allowed"),
+        (["--ckpt_path", "x.ckpt", "--port", "²"], "'²' is not allowed; use a port from 1"),  # a traceback before
+        (["--ckpt_path", "x.ckpt", "--port", "07000"], "'07000' is not allowed; YAML, which reads lab-cnn's configs"),
         (["--ckpt_pth", "x.ckpt"], "unrecognized arguments: --ckpt_pth"),
     ],
 )

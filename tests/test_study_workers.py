@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab_cnn.studies.cluster import MISSING
+from lab_cnn.errors import UserError
+from lab_cnn.studies.cluster import MISSING, reachable
 from lab_cnn.studies.workers import cores, placements
 from tests.helpers import CONFIGS, DATA_DIR, QUIET, terminal_job
 
@@ -318,3 +319,6 @@ def test_without_ray_and_without_a_head_node_ray_is_one_line(tmp_path) -> None:
         "lab-cnn: error: --ray 127.0.0.1:1: no Ray head node there (Connection refused); start one with "
         "`ray start --head`, or use --ray local"
     )
+    for address in ("127.0.0.1", "127.0.0.1:²", ":6379"):  # no port, a digit int() refuses, no host
+        with pytest.raises(UserError, match=f"^--ray {re.escape(repr(address))} is not allowed; give auto, local or"):
+            reachable(address)

@@ -489,6 +489,12 @@ KERAS_MISTAKES = {
         ["--mode", "train", "--batch-size", "0"],
         "--batch-size: '0' is not allowed; use a whole number >= 1",
     ),
+    "seed in base 8": (
+        ["--mode", "train", "--seed", "017"],
+        "--seed: '017' is not allowed; YAML, which reads lab-cnn's configs, takes it in base 8, as 15: write 15 or 17",
+    ),
+    "epochs in base 60": (["--mode", "train", "--epochs", "1:30"], "takes it in base 60, as 90: write 90"),
+    "a digit int() does not read": (["--mode", "train", "--conv-layers", "²"], "--conv-layers: '²' is not allowed"),
     "conv layers -1": (["--mode", "train", "--conv-layers", "-1"], "--conv-layers: '-1' is not allowed"),
     "epochs 2.5": (["--mode", "train", "--epochs", "2.5"], "--epochs: '2.5' is not allowed"),
     "unknown activation": (["--mode", "train", "--activation", "swish"], "invalid choice: 'swish'"),

@@ -17,10 +17,12 @@ from PIL import Image
 from lab_cnn import mnist
 from lab_cnn.errors import ArgumentParser, UserError, first_line
 from lab_cnn.explore.analysis import ExploredNet
+from lab_cnn.validators import number_text
 
 HOST = "127.0.0.1"  # this machine only: the page has no login
 MAX_UPLOAD = "20mb"  # a photo of a digit is far smaller
 MAX_PIXELS = 32_000_000  # an image of more (a 5,600 x 5,600 photo) is refused
+PORTS = "use a port from 1 to 65535"
 
 
 def parser() -> ArgumentParser:
@@ -50,11 +52,16 @@ def parser() -> ArgumentParser:
     return parser
 
 
+def tcp_port(key: str, value: object) -> int:
+    """``value`` if it is a TCP port, 1-65535."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise UserError(f"{key}: {value!r} is not allowed; {PORTS}")
+    return value
+
+
 def port_number(text: str) -> int:
-    """argparse type: a TCP port, 1-65535."""
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; use a port from 1 to 65535")
-    return int(text)
+    """argparse type: a TCP port, read as every command reads a number."""
+    return number_text(text, tcp_port, PORTS)
 
 
 def explore_command(argv: list[str]) -> None:

@@ -62,7 +62,7 @@ def connect(address: str) -> Any:
 def reachable(address: str) -> None:
     """A head node listens at ``address`` (HOST:PORT): Ray itself would try to connect for minutes."""
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not (port.isascii() and port.isdigit()):  # not `²`, which int() refuses
         raise UserError(f"--ray {address!r} is not allowed; give auto, local or the head node's HOST:PORT")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
