@@ -99,20 +99,11 @@ class LabCLI(LightningCLI):
         from the config, so ``ckpt_path`` is kept here and not in the config: LightningCLI would otherwise
         rebuild the model from the checkpoint's own hyperparameters (``before_instantiate_classes`` restores it)."""
         argv = sys.argv[1:] if args is None else list(args)
-        configs = read_configs(argv)
-        model_class = resolve_class(model_class_path(configs, argv))
-        try:
-            self.config = parser.parse_args(argv)
-        except argparse.ArgumentError as e:
-            message = describe_parse_error(str(e), self.known_keys(argv, model_class))
-            if message.startswith(NO_MODEL) and (saved := run_config(argv)):
-                message = f"{NO_MODEL}; give the config its run saved beside the checkpoint: --config {quote(saved)}"
-            raise UserError(message) from None
-        subcommand = self.config.get("subcommand")
-        config = self.config[subcommand] if subcommand else self.config  # none: built, not run (lab-cnn summary)
-        check_numbers_read_again(argv, configs, config)
-        if not isinstance(config["seed_everything"], bool):  # LightningCLI seeds before the model is built
-            seed("seed_everything", config["seed_everything"])
+        if printing := [a for a in argv if a.partition("=")[0] == "--print_config"]:
+            # jsonargparse prints the config (and exits) inside parse_args, before the checks of its values
+            # below: so they check the same command without it first, and a refused value is never printed
+            self.parse_values(parser, [a for a in argv if a not in printing])
+        subcommand, config = self.parse_values(parser, argv)
         if not subcommand:
             return
         checked_run_name("--name", self.run_name(config))
@@ -129,6 +120,25 @@ class LabCLI(LightningCLI):
             config["ckpt_path"] = None
             if subcommand == "fit" and self.checkpoint.lightning:
                 self.check_resume(config)
+
+    def parse_values(self, parser: LightningArgumentParser, argv: list[str]) -> tuple[str | None, Any]:
+        """``self.config`` parsed from ``argv``, with one-line errors, and the values the parser lets through
+        checked; the subcommand and its config (no subcommand: built, not run, as by lab-cnn summary)."""
+        configs = read_configs(argv)
+        model_class = resolve_class(model_class_path(configs, argv))
+        try:
+            self.config = parser.parse_args(argv)
+        except argparse.ArgumentError as e:
+            message = describe_parse_error(str(e), self.known_keys(argv, model_class))
+            if message.startswith(NO_MODEL) and (saved := run_config(argv)):
+                message = f"{NO_MODEL}; give the config its run saved beside the checkpoint: --config {quote(saved)}"
+            raise UserError(message) from None
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        check_numbers_read_again(argv, configs, config)
+        if not isinstance(config["seed_everything"], bool):  # LightningCLI seeds before the model is built
+            seed("seed_everything", config["seed_everything"])
+        return subcommand, config
 
     def check_resume(self, config: Any) -> None:
         """A resumed fit continues the run it resumes, in that run's folder: any setting but how long it trains

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from jsonargparse import ArgumentParser
 
 from keras_parity.module import KerasNet
@@ -26,7 +27,7 @@ from lab_cnn.module import LabNet
 from lab_cnn.nets import LabCNN
 from lab_cnn.summary import layer_rows, total_params
 from lab_cnn.validators import check_recipe, whole_number
-from tests.helpers import CONFIGS, REPO, fit_args, run, scalars
+from tests.helpers import CONFIGS, REPO, fit_args, run, run_in_process, scalars
 
 ALL_CONFIGS = sorted(p.name for p in CONFIGS.glob("*.yaml"))
 
@@ -115,6 +116,14 @@ def test_the_argparse_commands_read_a_number_as_fit_does(text: str) -> None:
     except argparse.ArgumentTypeError:
         ours = "refused"
     assert ours == fit
+
+
+def test_print_config_prints_a_config_that_passes_the_checks_and_makes_no_run(tmp_path) -> None:
+    args = ["--config", str(CONFIGS / "baseline.yaml"), "--model.hidden_units", "0x10", "--print_config"]
+    printed = run_in_process("fit", *args, cwd=tmp_path)
+    assert printed.returncode == 0 and printed.stderr == "", printed.stderr
+    assert yaml.safe_load(printed.stdout)["model"]["init_args"]["hidden_units"] == 16
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(("model", "net"), [(LabNet, LabCNN), (KerasNet, KerasCNN)])

@@ -232,6 +232,14 @@ MISTAKES = {
         ["summary", *BASELINE, "--model.hidden_units", "[20, '017']"],
         "model.hidden_units.1: '017' is not allowed; YAML reads it in base 8, as 15, where this option would be 17",
     ),
+    "a quoted hidden layer in base 60 with --print_config (printed as 90 wide, exit 0)": (
+        ["fit", *BASELINE, "--config", "quoted.yaml", "--print_config"],
+        "quoted.yaml: model.init_args.hidden_units.1: '1:30' is not allowed; YAML reads it in base 60, as 90",
+    ),
+    "a seed NumPy refuses with --print_config=skip_default (printed, exit 0)": (
+        ["fit", *BASELINE, "--print_config=skip_default", "--seed_everything", "-1"],
+        "seed_everything: -1 is not allowed; use a whole number in [0, 4294967295]",
+    ),
     "two hidden layers appended, the first in base 8 (was 17 wide)": (
         ["summary", *BASELINE, "--model.hidden_units+", "017", "--model.hidden_units+", "5"],
         "model.hidden_units: '017' is not allowed; YAML reads it in base 8",
