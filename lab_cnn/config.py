@@ -72,6 +72,29 @@ def check_numbers_read_again(argv: list[str], configs: list[tuple[str, dict[str,
             raise UserError(f"{where}{key}: {text!r} is not allowed; YAML reads it in {base}, {how}")
 
 
+def refused_option_value(argv: list[str], message: str) -> str | None:
+    """Why lab-cnn's YAML refuses the value of the option that the parser's one-line ``message`` names, which
+    the parser lost: its YAML's refusal leaves the value as text, that the option's type then refuses in words
+    of its own (``--trainer '{max_epochs: 017}'``: ``trainer: '{max_epochs' is not allowed``). A quoted number
+    in base 8 or 60 (``'1:30'``), which the parser would read again as a number, is named too. None where the
+    option's value has no such fault."""
+    key = message.partition(":")[0].replace(".init_args.", ".")
+    for option, text in option_values(argv):
+        if option.replace(".init_args.", ".") != key:
+            continue
+        try:
+            value = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  # a safe loader
+        except yaml.constructor.ConstructorError as e:  # lab-cnn's refusals: NotAConfig, a key given twice
+            return f"{key}: {text!r} is not allowed; {e.problem}"
+        except yaml.YAMLError:  # not YAML: text, as the parser reads it
+            continue
+        for parts, inner in texts(value):
+            if reading := other_base_reading(inner):
+                where = ".".join(str(part) for part in (key, *parts))
+                return f"{where}: {inner!r} is not allowed; YAML reads it in {reading[0]}, as {reading[1]}"
+    return None
+
+
 def texts(value: Any, parts: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """Every text in a mapping or list read from YAML, with the keys and indexes down to it."""
     if isinstance(value, str):
@@ -223,16 +246,17 @@ COMMAND_LINE_MODE = "lab-cnn"
 
 
 def command_line_mode() -> str:
-    """The jsonargparse parser mode of lab-cnn's commands: its YAML (``yaml``), reading a value that holds a
-    type of :data:`NOT_VALUES` as the text it is, which the option's type then refuses in one line naming the
-    option (``model.hidden_units: '!!binary NTA=' is not allowed; expected int or list of int``). Registered
-    here, when a command's parser is made: jsonargparse keeps its modes in one table (``set_loader``)."""
+    """The jsonargparse parser mode of lab-cnn's commands: its YAML (``yaml``), reading a value that
+    :class:`UniqueKeyLoader` refuses (a type of :data:`NOT_VALUES`, a key given twice) as the text it is, which
+    the option's type then refuses in one line naming the option, its reason restored by
+    :func:`refused_option_value`. Registered here, when a command's parser is made: jsonargparse keeps its
+    modes in one table (``set_loader``)."""
     from jsonargparse import get_loader, set_loader
 
     yaml_load = get_loader("yaml")
 
     def load(text: str) -> Any:
-        check_values(yaml.compose(text, Loader=UniqueKeyLoader))  # a YAMLError: jsonargparse keeps the text
+        yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  # a safe loader; a YAMLError: the parser keeps the text
         return yaml_load(text)
 
     set_loader(COMMAND_LINE_MODE, load, exceptions=(yaml.YAMLError,))

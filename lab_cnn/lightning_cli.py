@@ -26,7 +26,15 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 import lab_cnn
 from lab_cnn import checkpoints, training
 from lab_cnn.checkpoints import Checkpoint, flatten
-from lab_cnn.config import check_numbers_read_again, command_line_mode, given, model_class_path, read_configs, read_yaml
+from lab_cnn.config import (
+    check_numbers_read_again,
+    command_line_mode,
+    given,
+    model_class_path,
+    read_configs,
+    read_yaml,
+    refused_option_value,
+)
 from lab_cnn.data import MNISTDataModule
 from lab_cnn.errors import UserError
 from lab_cnn.module import Classifier
@@ -130,6 +138,7 @@ class LabCLI(LightningCLI):
             self.config = parser.parse_args(argv)
         except argparse.ArgumentError as e:
             message = describe_parse_error(str(e), self.known_keys(argv, model_class))
+            message = refused_option_value(argv, message) or message
             if message.startswith(NO_MODEL) and (saved := run_config(argv)):
                 message = f"{NO_MODEL}; give the config its run saved beside the checkpoint: --config {quote(saved)}"
             raise UserError(message) from None

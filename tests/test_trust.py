@@ -179,11 +179,11 @@ MISTAKES = {
     ),
     "hidden units as binary data (were 53 and 48 wide)": (
         ["fit", *BASELINE, "--model.hidden_units", "!!binary NTA="],
-        "model.hidden_units: '!!binary NTA=' is not allowed; expected int or list of int",
+        "model.hidden_units: '!!binary NTA=' is not allowed; binary data (!!binary) is not a value lab-cnn takes",
     ),
     "hidden units as a set (which has no order; was taken as a list in the set's order)": (
         ["summary", *BASELINE, "--model.hidden_units", "!!set {50, 20}"],
-        "model.hidden_units: '!!set {50, 20}' is not allowed; expected int or list of int",
+        "model.hidden_units: '!!set {50, 20}' is not allowed; a set (!!set) is not a value lab-cnn takes",
     ),
     "config of a number in base 8 (was 15 hidden units)": (
         ["summary", *BASELINE, "--config", "octal.yaml"],
@@ -239,6 +239,27 @@ MISTAKES = {
     "a seed NumPy refuses with --print_config=skip_default (printed, exit 0)": (
         ["fit", *BASELINE, "--print_config=skip_default", "--seed_everything", "-1"],
         "seed_everything: -1 is not allowed; use a whole number in [0, 4294967295]",
+    ),
+    "the trainer's settings as a mapping with a number in base 8 (said '{max_epochs' is not allowed)": (
+        ["summary", *BASELINE, "--trainer", "{max_epochs: 017}"],
+        "trainer: '{max_epochs: 017}' is not allowed; YAML reads 017 in base 8, as 15; write 15, or '017' for a text",
+    ),
+    "a list of hidden layers with one in base 60 (said: expected int or list of int)": (
+        ["summary", *BASELINE, "--model.init_args.hidden_units", "[20, 1:30]"],
+        "model.hidden_units: '[20, 1:30]' is not allowed; YAML reads 1:30 in base 60, as 90",
+    ),
+    "a scheduler's settings with a step in base 60 (said: expected ... or null)": (
+        ["summary", *BASELINE, "--lr_scheduler", "{class_path: StepLR, init_args: {step_size: 1:30}}"],
+        "lr_scheduler: '{class_path: StepLR, init_args: {step_size: 1:30}}' is not allowed; YAML reads 1:30 in base 60",
+    ),
+    "a key given twice in a command-line mapping (the last one won)": (
+        ["summary", *BASELINE, "--data", "{batch_size: 64, batch_size: 32}"],
+        "data: '{batch_size: 64, batch_size: 32}' is not allowed; the key 'batch_size' is given twice",
+    ),
+    "a callback's patience quoted in base 60 (said: unknown key)": (
+        ["summary", *BASELINE, "--trainer.callbacks+", "EarlyStopping", "--trainer.callbacks.monitor", "val/loss"]
+        + ["--trainer.callbacks.patience", "'1:30'"],
+        "trainer.callbacks.patience: '1:30' is not allowed; YAML reads it in base 60, as 90",
     ),
     "two hidden layers appended, the first in base 8 (was 17 wide)": (
         ["summary", *BASELINE, "--model.hidden_units+", "017", "--model.hidden_units+", "5"],
