@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from lab_cnn.errors import UserError, first_line
+from lab_cnn.errors import ReadsNegativeNumbers, UserError, first_line
 
 
 class NotAConfig(yaml.constructor.ConstructorError):
@@ -308,10 +308,14 @@ def yaml_problem(e: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
+class ReadAheadParser(ReadsNegativeNumbers, argparse.ArgumentParser):
+    """argparse reading values as the command's own parser does, its mistakes left to that parser."""
+
+
 def given(argv: list[str], *flags: str, every: bool = False) -> Any:
     """What ``argv`` gives the option ``flags`` name, read ahead of the command's own parser: its last value, or
     with ``every`` all its values in order. One given without a value is left to that parser to refuse."""
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    pre = ReadAheadParser(add_help=False, allow_abbrev=False, exit_on_error=False)
     pre.add_argument(*flags, dest="value", action="append" if every else "store", default=[] if every else None)
     try:
         return pre.parse_known_args(argv)[0].value

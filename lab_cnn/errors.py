@@ -16,7 +16,7 @@ import re
 import signal
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 OUT_OF_MEMORY = re.compile(r"out of memory|can't allocate memory", re.IGNORECASE)  # torch's words, CPU and CUDA
@@ -35,7 +35,22 @@ def first_line(error: BaseException) -> str:
     return " ".join(lines[0].split()) if lines else type(error).__name__
 
 
-class ArgumentParser(argparse.ArgumentParser):
+# A command-line value that starts with "-" and a digit is a negative number, not an option: Python 3.14's
+# rule (python/cpython#155339). Python 3.11 to 3.13 read only -5 and -0.5 so, and took `--model.lr -1e-3` or
+# `--seed -1_000` for an option without its value ("expected one argument").
+NEGATIVE_NUMBER = re.compile(r"-\.?\d")
+
+
+class ReadsNegativeNumbers:
+    """A parser mixin (argparse's or jsonargparse's) that reads negative numbers as Python 3.14 does. The
+    workaround sets argparse's private matcher: older Pythons have no public way to change it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
+
+
+class ArgumentParser(ReadsNegativeNumbers, argparse.ArgumentParser):
     """argparse whose mistakes become a UserError (one line), not usage text and exit."""
 
     def error(self, message: str) -> NoReturn:

@@ -36,7 +36,7 @@ from lab_cnn.config import (
     refused_option_value,
 )
 from lab_cnn.data import MNISTDataModule
-from lab_cnn.errors import UserError
+from lab_cnn.errors import ReadsNegativeNumbers, UserError
 from lab_cnn.module import Classifier
 from lab_cnn.parse_errors import NO_MODEL, describe_parse_error
 from lab_cnn.runs import LOG_DIR, checked_run_name
@@ -65,6 +65,10 @@ def resolve_class(class_path: str | None) -> type | None:
         return None
 
 
+class LabArgumentParser(ReadsNegativeNumbers, LightningArgumentParser):
+    """LightningCLI's parser, reading ``--model.lr -1e-3`` as a negative number (:class:`ReadsNegativeNumbers`)."""
+
+
 class LabCLI(LightningCLI):
     """LightningCLI for the lab's models and MNIST: runs go to ``lightning_logs/<config name>/version_N/``;
     ``fit`` ends with the lab's test of the final model; a checkpoint must fit the model of the config."""
@@ -78,6 +82,7 @@ class LabCLI(LightningCLI):
             args=args,
             run=run,
             seed_everything_default=1,
+            parser_class=LabArgumentParser,
             save_config_callback=None,  # the run's config.yaml is written by fit's own (instantiate_trainer)
             parser_kwargs={
                 "prog": prog,
@@ -109,8 +114,11 @@ class LabCLI(LightningCLI):
         argv = sys.argv[1:] if args is None else list(args)
         if printing := [a for a in argv if a.partition("=")[0] == "--print_config"]:
             # jsonargparse prints the config (and exits) inside parse_args, before the checks of its values
-            # below: so they check the same command without it first, and a refused value is never printed
+            # below and those of the model and data module as they are built (a kernel of 0, a momentum of 2):
+            # so the same command without it is checked and its classes built first, and a refused value is
+            # never printed. The Trainer is not built: a config for a GPU prints on a machine without one.
             self.parse_values(parser, [a for a in argv if a not in printing])
+            getattr(parser, "instantiate", parser.instantiate_classes)(self.config)  # jsonargparse 4.49 renamed it
         subcommand, config = self.parse_values(parser, argv)
         if not subcommand:
             return

@@ -21,6 +21,7 @@ from keras_parity.module import KerasNet
 from keras_parity.nets import KerasCNN
 from lab_cnn.cli import main
 from lab_cnn.documented import documented
+from lab_cnn.errors import ArgumentParser as ArgumentParserWithOneLineErrors
 from lab_cnn.errors import UserError
 from lab_cnn.lightning_cli import lightning_cli
 from lab_cnn.module import LabNet
@@ -116,6 +117,19 @@ def test_the_argparse_commands_read_a_number_as_fit_does(text: str) -> None:
     except argparse.ArgumentTypeError:
         ours = "refused"
     assert ours == fit
+
+
+@pytest.mark.parametrize("text", ["-1e-3", "-2.5E-6", "-1_000", "-.5", "-1"])
+def test_a_negative_number_after_an_option_is_its_value(text: str) -> None:
+    """``--option -1e-3`` gives the option -1e-3, as ``--option=-1e-3`` does (Python before 3.14 took it for an
+    option of its own), in fit's parser and in the argparse commands'."""
+    args = ["--config", str(CONFIGS / "baseline.yaml"), "--data.data_dir", "d"]
+    spaced = lightning_cli([*args, "--trainer.gradient_clip_val", text], run=False).config
+    joined = lightning_cli([*args, f"--trainer.gradient_clip_val={text}"], run=False).config
+    assert spaced["trainer.gradient_clip_val"] == joined["trainer.gradient_clip_val"] == float(text)
+    parser = ArgumentParserWithOneLineErrors()
+    parser.add_argument("--value")
+    assert parser.parse_args(["--value", text]).value == text
 
 
 def test_print_config_prints_a_config_that_passes_the_checks_and_makes_no_run(tmp_path) -> None:

@@ -146,9 +146,12 @@ def test_the_default_workers_share_out_the_cores_and_mistakes_are_one_line(tmp_p
     assert len(slots) <= cores() and all(p.threads == max(1, cores() // len(slots)) for p in slots)
     assert [p.threads for p in placements(3, 2, 1)] == [2, 2, 2]
     study_file(tmp_path)
-    refused = study(tmp_path, "--workers", "0")
-    assert refused.returncode == 2
-    assert refused.stderr.strip() == "lab-cnn: error: argument --workers: '0' is not allowed; use a whole number >= 1"
+    for workers in ("0", "-1e3"):  # -1e3 said "expected one argument": argparse took it for an option
+        refused = study(tmp_path, "--workers", workers)
+        assert refused.returncode == 2
+        assert refused.stderr.strip() == (
+            f"lab-cnn: error: argument --workers: '{workers}' is not allowed; use a whole number >= 1"
+        )
     assert not (tmp_path / "reports").exists()
 
 

@@ -240,6 +240,22 @@ MISTAKES = {
         ["fit", *BASELINE, "--print_config=skip_default", "--seed_everything", "-1"],
         "seed_everything: -1 is not allowed; use a whole number in [0, 4294967295]",
     ),
+    "a momentum the model refuses, with --print_config (printed, exit 0)": (
+        ["fit", *BASELINE, "--model.momentum", "2", "--print_config"],
+        "model.momentum: 2.0 is not allowed; use a number in [0, 1), e.g. 0.5",
+    ),
+    "a kernel the net refuses, with --print_config first (printed, exit 0)": (
+        ["fit", "--print_config", *BASELINE, "--model.kernel_size", "0"],
+        "kernel_size: 0 is not allowed; use a whole number >= 1",
+    ),
+    "a negative learning rate in scientific notation (said: argument --model: expected one argument)": (
+        ["summary", *BASELINE, "--model.lr", "-1e-3"],
+        "model.lr: -0.001 is not allowed; use a learning rate > 0, e.g. 0.01",
+    ),
+    "a negative seed with an underscore (said: argument --seed_everything: expected one argument)": (
+        ["summary", *BASELINE, "--seed_everything", "-1_000"],
+        "seed_everything: -1000 is not allowed; use a whole number in [0, 4294967295]",
+    ),
     "the trainer's settings as a mapping with a number in base 8 (said '{max_epochs' is not allowed)": (
         ["summary", *BASELINE, "--trainer", "{max_epochs: 017}"],
         "trainer: '{max_epochs: 017}' is not allowed; YAML reads 017 in base 8, as 15; write 15, or '017' for a text",
@@ -467,6 +483,10 @@ KERAS_MISTAKES = {
         "--seed: '-1' is not allowed; use a whole number in [0, 4294967295]",
     ),
     "huge seed": (["--mode", "train", "--seed", str(2**32)], "--seed: '4294967296' is not allowed"),
+    "negative epochs in scientific notation (said: argument --epochs: expected one argument)": (
+        ["--mode", "train", "--epochs", "-1e3"],
+        "--epochs: '-1e3' is not allowed; use a whole number >= 1",
+    ),
     "model path without .keras": (
         ["--mode", "train", "--model_path", "models/noext"],
         "'models/noext' is not allowed; Keras 3 saves models as .keras",
