@@ -22,7 +22,7 @@ from keras_parity.nets import (
 )
 from lab_cnn.errors import UserError
 from lab_cnn.module import Classifier
-from lab_cnn.nets import IMAGE_SIZE, all_knobs
+from lab_cnn.nets import IMAGE_SIZE, all_knobs, named_as_model_knobs
 
 
 class KerasNet(Classifier):
@@ -38,7 +38,9 @@ class KerasNet(Classifier):
 
     def __init__(self, lr: float = KERAS_LR, momentum: float = KERAS_MOMENTUM, **knobs: Any) -> None:
         knobs = all_knobs(KerasCNN, knobs)  # all of them in the hyperparameters, not only those given
-        super().__init__(KerasCNN(**knobs), lr, momentum)
+        with named_as_model_knobs():
+            net = KerasCNN(**knobs)
+        super().__init__(net, lr, momentum)
         self.save_hyperparameters()
 
 

@@ -29,6 +29,22 @@ class UserError(ValueError):
     """A mistake in a config, an argument or a data file: the commands report it in one line, no traceback."""
 
 
+class SettingError(UserError):
+    """A setting's value refused: ``key: problem``. A net names its knobs by its own arguments (``kernel_size``);
+    the model that takes them as ``**knobs`` names them as a config, a command line or ``lab_cnn.fit(model=...)``
+    does, :meth:`under` its section (``model.kernel_size``)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key, self.problem = key, problem
+
+    def __reduce__(self) -> tuple[type[SettingError], tuple[str, str]]:  # a worker's error reaches the study whole
+        return type(self), (self.key, self.problem)
+
+    def under(self, section: str) -> SettingError:
+        return SettingError(f"{section}.{self.key}", self.problem)
+
+
 def first_line(error: BaseException) -> str:
     """The first line of ``error``'s message (whitespace collapsed), or its type's name when it has none."""
     lines = [line for line in str(error).splitlines() if line.strip()]

@@ -12,7 +12,7 @@ from torchmetrics import Metric
 
 from lab_cnn.divergence import LossWatch
 from lab_cnn.errors import UserError
-from lab_cnn.nets import NUM_CLASSES, LabCNN, all_knobs
+from lab_cnn.nets import NUM_CLASSES, LabCNN, all_knobs, named_as_model_knobs
 from lab_cnn.validators import check_recipe
 
 
@@ -221,5 +221,7 @@ class LabNet(Classifier):
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.5, **knobs: Any) -> None:
         knobs = all_knobs(LabCNN, knobs)  # all of them in the hyperparameters, not only those given
-        super().__init__(LabCNN(**knobs), lr, momentum)
+        with named_as_model_knobs():
+            net = LabCNN(**knobs)
+        super().__init__(net, lr, momentum)
         self.save_hyperparameters()

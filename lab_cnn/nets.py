@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from torch import Tensor, nn
 
-from lab_cnn.errors import UserError
+from lab_cnn.errors import SettingError, UserError
 from lab_cnn.validators import choice, drop_rate, positive_int
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -48,11 +49,23 @@ def all_knobs(net: type[nn.Module], given: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **given}
 
 
+@contextmanager
+def named_as_model_knobs() -> Iterator[None]:
+    """Around a net built by a model that takes the net's knobs as its own: a knob the net refuses is named as the
+    model's config, command line and ``lab_cnn.fit(model=...)`` name it (``model.kernel_size``, not ``kernel_size``).
+    (A context, not a function that builds the net: jsonargparse finds a model's knobs by following the
+    ``Net(**knobs)`` call in its ``__init__``.)"""
+    try:
+        yield
+    except SettingError as e:
+        raise e.under("model") from None
+
+
 def as_list(key: str, value: int | Sequence[int]) -> list[int]:
     """One whole number or a non-empty list of them, as a list of positive ints."""
     values = list(value) if isinstance(value, (list, tuple)) else [value]
     if not values:
-        raise UserError(f"{key}: an empty list is not allowed; give at least one whole number >= 1")
+        raise SettingError(key, "an empty list is not allowed; give at least one whole number >= 1")
     return [positive_int(key, v) for v in values]
 
 

@@ -1,5 +1,5 @@
-"""The checks of a user's values: each returns the value, or raises :class:`~lab_cnn.errors.UserError` naming the
-key, the value and what is allowed."""
+"""The checks of a user's values: each returns the value, or raises :class:`~lab_cnn.errors.SettingError` naming
+the key, the value and what is allowed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TypeVar
 import yaml
 
 from lab_cnn.config import other_base_reading
-from lab_cnn.errors import UserError
+from lab_cnn.errors import SettingError, UserError
 
 T = TypeVar("T")
 WHOLE_NUMBER = "use a whole number >= 1"
@@ -21,7 +21,7 @@ MAX_SEED = 2**32 - 1  # NumPy's, and so Lightning's and TensorFlow's, seeds are 
 def positive_int(key: str, value: object) -> int:
     """``value`` if it is a whole number >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"{key}: {value!r} is not allowed; {WHOLE_NUMBER}")
+        raise SettingError(key, f"{value!r} is not allowed; {WHOLE_NUMBER}")
     return value
 
 
@@ -53,21 +53,21 @@ def whole_number(text: str) -> int:
 def seed(key: str, value: object) -> int:
     """``value`` if it is a seed NumPy takes: a whole number in [0, 2**32 - 1]."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
-        raise UserError(f"{key}: {value!r} is not allowed; use a whole number in [0, {MAX_SEED}]")
+        raise SettingError(key, f"{value!r} is not allowed; use a whole number in [0, {MAX_SEED}]")
     return value
 
 
 def drop_rate(key: str, value: object) -> float:
     """``value`` if it is a dropout probability in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise UserError(f"{key}: {value!r} is not allowed; use a number in [0, 1)")
+        raise SettingError(key, f"{value!r} is not allowed; use a number in [0, 1)")
     return float(value)
 
 
 def choice(key: str, value: str, options: Mapping[str, T]) -> T:
-    """``options[value]``, or a UserError listing the allowed names."""
+    """``options[value]``, or a SettingError listing the allowed names."""
     if value not in options:
-        raise UserError(f"{key}: {value!r} is not allowed; use one of {', '.join(options)}")
+        raise SettingError(key, f"{value!r} is not allowed; use one of {', '.join(options)}")
     return options[value]
 
 
@@ -75,9 +75,9 @@ def check_recipe(lr: float = 0.01, momentum: float = 0.0) -> None:
     """The training recipe every lab-cnn model takes beside its net's knobs: SGD's learning rate
     (> 0) and momentum (in [0, 1))."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
-        raise UserError(f"model.lr: {lr!r} is not allowed; use a learning rate > 0, e.g. 0.01")
+        raise SettingError("model.lr", f"{lr!r} is not allowed; use a learning rate > 0, e.g. 0.01")
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
-        raise UserError(f"model.momentum: {momentum!r} is not allowed; use a number in [0, 1), e.g. 0.5")
+        raise SettingError("model.momentum", f"{momentum!r} is not allowed; use a number in [0, 1), e.g. 0.5")
 
 
 RECIPE = ("lr", "momentum")  # check_recipe's arguments

@@ -98,3 +98,6 @@ def test_impossible_geometry_is_refused_with_the_lab_formula() -> None:
 def test_bad_knobs_name_the_key(kwargs: dict, key: str) -> None:
     with pytest.raises(UserError, match=rf"^{key}: .* is not allowed|^{key}: an empty list"):
         LabCNN(**kwargs)
+    # The model takes the net's knobs as its own: they are named as its config and fit(model=...) name them.
+    with pytest.raises(UserError, match=rf"^model\.{key}: .* is not allowed|^model\.{key}: an empty list"):
+        LabNet(**kwargs)

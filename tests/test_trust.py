@@ -246,7 +246,7 @@ MISTAKES = {
     ),
     "a kernel the net refuses, with --print_config first (printed, exit 0)": (
         ["fit", "--print_config", *BASELINE, "--model.kernel_size", "0"],
-        "kernel_size: 0 is not allowed; use a whole number >= 1",
+        "error: model.kernel_size: 0 is not allowed; use a whole number >= 1",
     ),
     "a negative learning rate in scientific notation (said: argument --model: expected one argument)": (
         ["summary", *BASELINE, "--model.lr", "-1e-3"],
