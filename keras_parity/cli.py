@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,7 +146,39 @@ def load(model_path: Path, key: str = "--model_path"):
     try:
         return keras.saving.load_model(model_path, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"{key}: {model_path} is not a readable Keras model ({load_problem(e)})") from None
+        problem = archive_problem(model_path) or load_problem(e)
+        raise UserError(f"{key}: {model_path} is not a readable Keras model ({problem})") from None
+
+
+def archive_problem(model_path: Path) -> str | None:
+    """Which file inside a ``.keras`` archive Keras could not read, and why: its errors say only why (h5py's
+    "truncated file", json's "Expecting value"). Model.save writes ``config.json`` (the layers, a JSON object) and
+    the weights, ``model.weights.h5``. None where these are whole, and Keras' own words say the rest."""
+    import h5py
+
+    with zipfile.ZipFile(model_path) as archive:
+        try:
+            damaged = archive.testzip()  # reads every file: a deflated one may fail to inflate instead
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+            return f"the archive is damaged: {first_line(e)}"
+        if damaged is not None:
+            return f"its {damaged} is damaged: its checksum in the archive does not match"
+        names = archive.namelist()
+        if "config.json" not in names:
+            return "it holds no config.json, the layers Keras' model.save writes"
+        try:
+            config = json.loads(archive.read("config.json"))  # as Keras reads it: UTF-8, 16 or 32
+        except ValueError as e:  # not text, or not JSON
+            return f"its config.json is not JSON: {first_line(e)}"
+        if not isinstance(config, dict):
+            return "its config.json is not a model's config: Keras writes a JSON object there"
+        if weights := [name for name in names if name.endswith(".h5")]:
+            try:
+                with h5py.File(io.BytesIO(archive.read(weights[0])), "r"):
+                    pass
+            except OSError as e:
+                return f"its {weights[0]} is not a readable HDF5 file: {first_line(e)}"
+    return None
 
 
 # How Keras says, in some error of the chain it raises, that it lacks a class or function a model file names

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.util import tensor_util
 
-from keras_parity import KerasCNN, build_model, keras_model, to_torch
+from keras_parity import KerasCNN, KerasNet, build_model, keras_model, to_torch
 from keras_parity.cli import keras_arrays, keras_batches, seed_everything
 from keras_parity.keras_model import keras
 from keras_parity.nets import ACTIVATIONS
@@ -267,6 +269,13 @@ def test_bad_geometry_and_names_are_refused_on_both_sides() -> None:
         build_model(activation="swish")
 
 
+@pytest.mark.parametrize("knobs", [{"activation": "swish"}, {"conv_layers": 0}, {"filters": -1}, {"dense_units": 2.5}])
+def test_the_keras_port_as_a_model_names_a_refused_knob_as_its_config_does(knobs: dict) -> None:
+    (key,) = knobs
+    with pytest.raises(UserError, match=rf"^model\.{key}: .* is not allowed"):
+        KerasNet(**knobs)
+
+
 @pytest.mark.long  # a keras-parity training as a process, then its test and a summary (34 s in the suite)
 def test_keras_parity_train_test_and_summary_commands(tmp_path) -> None:
     common = ["--data-dir", str(DATA_DIR), "--model_path", "models/run/mnist_cnn.keras"]
@@ -427,6 +436,56 @@ NOT_LOADABLE = {
 }
 
 
+def with_parts(change: Callable[[dict[str, bytes]], object]) -> Callable[[Path], None]:
+    """An edit of a saved model: ``change`` edits the files of its archive (a dict of their names and bytes)."""
+
+    def edit(path: Path) -> None:
+        with zipfile.ZipFile(path) as archive:
+            parts = {part: archive.read(part) for part in archive.namelist()}
+        change(parts)
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for part, data in parts.items():
+                archive.writestr(part, data)
+
+    return edit
+
+
+def flip_a_byte_of_the_weights(path: Path) -> None:
+    """The weights' bytes in the archive changed, as a bad disk or copy would (Keras stores them, not deflated)."""
+    with zipfile.ZipFile(path) as archive:
+        weights = archive.getinfo("model.weights.h5")
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[weights.header_offset + 26 : weights.header_offset + 30])
+    data[weights.header_offset + 30 + name_length + extra_length + weights.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# A small net's archive with one of its files damaged: the refusal names the file in the archive and why
+DAMAGED = {
+    "truncated weights": (
+        with_parts(lambda parts: parts.update({"model.weights.h5": parts["model.weights.h5"][:2000]})),
+        "its model.weights.h5 is not a readable HDF5 file: Unable to synchronously open file (truncated file",
+    ),
+    "weights that are no HDF5": (
+        with_parts(lambda parts: parts.update({"model.weights.h5": b"weights"})),
+        "its model.weights.h5 is not a readable HDF5 file: Unable to synchronously open file (file signature",
+    ),
+    "weights with a byte changed": (flip_a_byte_of_the_weights, "its model.weights.h5 is damaged: its checksum"),
+    "a config cut short": (
+        with_parts(lambda parts: parts.update({"config.json": parts["config.json"][:100]})),
+        "its config.json is not JSON: ",
+    ),
+    "a config with a byte no UTF-8 has": (
+        with_parts(lambda parts: parts.update({"config.json": b"\xff" + parts["config.json"]})),
+        "its config.json is not JSON: 'utf-8' codec can't decode",
+    ),
+    "a config that is a list": (
+        with_parts(lambda parts: parts.update({"config.json": b"[1, 2]"})),
+        "its config.json is not a model's config: Keras writes a JSON object there",
+    ),
+    "no config": (with_parts(lambda parts: parts.pop("config.json")), "it holds no config.json"),
+}
+
 SEPARATOR = "-- model tested, exit code "
 # keras-parity --mode test of each model named, one after the other in one process with Python's warnings on
 # (a user's console shows them), each followed by a separator on stdout and on stderr, with its exit code there
@@ -450,6 +509,7 @@ def tested_models(tmp_path_factory) -> tuple[Path, dict[str, subprocess.Complete
     tested with keras-parity in one process, and a softmax net, compiled with Adam, that passes."""
     folder = tmp_path_factory.mktemp("models")
     nets = {name: make() for name, (make, _) in {**NOT_THE_LABS, **NOT_LOADABLE}.items()}
+    nets.update({name: small_net() for name in DAMAGED})
     nets["softmax, compiled with adam"] = small_net()
     for name in ("linear output", "softmax, compiled with adam"):  # Keras warns, loading them, of Adam's variables
         nets[name].compile(optimizer="adam", loss="mse")
@@ -467,6 +527,8 @@ def tested_models(tmp_path_factory) -> tuple[Path, dict[str, subprocess.Complete
     with zipfile.ZipFile(folder / "weights of another shape.keras", "w") as model:
         for part, data in parts.items():
             model.writestr(part, data)
+    for name, (damage, _) in DAMAGED.items():
+        damage(folder / f"{name}.keras")
     env = {**os.environ, "PYTHONWARNINGS": "default"}
     command = [sys.executable, "-c", TEST_EACH, str(DATA_DIR), *nets]
     tested = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
@@ -492,13 +554,13 @@ def test_testing_a_model_that_does_not_take_mnist_as_the_lab_does_is_refused_say
     assert not (folder / "lightning_logs" / "keras" / name).exists()
 
 
-@pytest.mark.parametrize("name", NOT_LOADABLE)
-def test_a_model_of_parts_keras_lacks_or_code_safe_mode_refuses_is_refused_naming_them(name, tested_models) -> None:
+@pytest.mark.parametrize("name", [*NOT_LOADABLE, *DAMAGED])
+def test_a_model_keras_cannot_load_is_refused_naming_what_it_lacks_or_which_file_is_bad(name, tested_models) -> None:
     folder, results = tested_models
     refused = results[name]
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]
     assert refused.stderr.startswith(f"keras-parity: error: --model_path: {name}.keras is not a readable Keras model")
-    assert NOT_LOADABLE[name][1] in refused.stderr
+    assert {**NOT_LOADABLE, **DAMAGED}[name][1] in refused.stderr
     assert not (folder / "lightning_logs" / "keras" / name).exists()
 
 
