@@ -415,12 +415,11 @@ def forkserver(study: subprocess.Popen) -> psutil.Process | None:
 
 
 def reading_fork(study: subprocess.Popen, folder: Path) -> psutil.Process | None:
-    """The warm server's fork reading the variants' options: running for half a second (not the one that only
-    says the server is ready, which ends in a fraction of that and stays a zombie until the server reaps it),
-    while no report folder is there (the study makes it to make its runs)."""
+    """The warm server's fork reading the variants' options (named so for ps; not the fork that only says the
+    server is ready, nor a run's), while no report folder is there (the study makes it to make its runs)."""
     for fork in (server := forkserver(study)) and server.children() or []:
         with contextlib.suppress(psutil.Error):
-            if fork.status() != psutil.STATUS_ZOMBIE and time.time() - fork.create_time() > 0.5:
+            if fork.name() == "lab-cnn-check" and fork.status() != psutil.STATUS_ZOMBIE:
                 return None if (folder / "reports").exists() else fork
     return None
 
@@ -435,8 +434,8 @@ def assert_no_process_left(study: subprocess.Popen) -> None:
 
 
 def many_variants(folder: Path) -> None:
-    """A tiny study of 16 variants, whose options the reading fork takes seconds to read (two took 0.5 s), so
-    that a test tells it from the fork that only says the warm server is ready (0.2 s)."""
+    """A tiny study of 16 variants, whose options the reading fork takes seconds to read (two took 0.5 s): time
+    for a test to find it at work."""
     baseline = str(CONFIGS / "baseline.yaml")
     variants = {f"fc{n}": {"config": baseline, "args": [f"--model.hidden_units={n}"]} for n in range(10, 90, 5)}
     tiny_study(folder, **variants)

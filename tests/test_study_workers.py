@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -112,6 +113,7 @@ def test_a_killed_worker_is_made_again_and_ctrl_c_then_the_same_command_finishes
     process = subprocess.Popen(args, cwd=tmp_path, env=QUIET, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first, key = started(process, 1)[0]
     training(tmp_path, key)
+    assert psutil.Process(first).name() == "lab-cnn-run"  # as ps and top show it
     os.kill(first, signal.SIGKILL)
     stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stdout + stderr

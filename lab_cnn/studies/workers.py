@@ -12,6 +12,7 @@ which a ``ProcessPoolExecutor`` would (its pool breaks). Up to N runs go at once
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import multiprocessing.forkserver
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 from lab_cnn.errors import UserError, first_line, user_error
@@ -162,12 +164,20 @@ def check_in_fork(result: Connection, study: Study, path: str, data_dir: str, dr
     """:meth:`LocalWorkers.prepare`'s reading of the study's commands, in a fork of the warm server: sends
     ``("refused", reason)`` or ``("read", None)``; a bug's traceback goes to stderr, and nothing is sent."""
     end_with(driver)
+    show_as("lab-cnn-check")
     try:
         check_commands(study, path, data_dir)
     except UserError as e:
         result.send(("refused", str(e)))
     else:
         result.send(("read", None))
+
+
+def show_as(name: str) -> None:
+    """The name ``ps``, ``top`` and ``kill``'s tools show for this process: each fork of the warm server is
+    otherwise named as the server is (``python``). Linux's, up to 15 characters; elsewhere the name stays."""
+    with contextlib.suppress(OSError):  # no /proc
+        Path("/proc/self/comm").write_text(name[:15])
 
 
 def output_to(path: os.PathLike[str]) -> None:
@@ -184,6 +194,7 @@ def work(result: Connection, job: Job, settings: Settings, data_dir: str, placem
     """One run, in a fresh fork of the warm server: sends ``("done", record)`` or ``("failed", reason)``.
     A worker that ends without sending either died (a kill, the memory), and its run is made again."""
     end_with(driver)
+    show_as("lab-cnn-run")
     gc.freeze()  # the server's imports live as long as the run: the collector need not walk them again and again
     result.send(make(job, settings, data_dir, placement))
 
