@@ -150,34 +150,42 @@ def load(model_path: Path, key: str = "--model_path"):
         raise UserError(f"{key}: {model_path} is not a readable Keras model ({problem})") from None
 
 
+WEIGHTS = "model.weights.h5"  # where Keras' model.save writes the weights, and load_model reads them
+
+
 def archive_problem(model_path: Path) -> str | None:
     """Which file inside a ``.keras`` archive Keras could not read, and why: its errors say only why (h5py's
     "truncated file", json's "Expecting value"). Model.save writes ``config.json`` (the layers, a JSON object) and
     the weights, ``model.weights.h5``. None where these are whole, and Keras' own words say the rest."""
     import h5py
 
-    with zipfile.ZipFile(model_path) as archive:
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            if (damaged := archive.testzip()) is not None:  # reads every file: a deflated one may fail to inflate
+                return f"its {damaged} is damaged: its checksum in the archive does not match"
+            names = archive.namelist()
+            config = archive.read("config.json") if "config.json" in names else None
+            weights = archive.read(WEIGHTS) if WEIGHTS in names else None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:  # OSError: a seek before its start
+        return f"the archive is damaged or cut short: {first_line(e)}"
+    except (RuntimeError, NotImplementedError) as e:  # encrypted, or compressed in a way zipfile does not read
+        return f"the archive cannot be read: {first_line(e)}"
+    if config is None:
+        return "it holds no config.json, the layers Keras' model.save writes"
+    try:
+        layers = json.loads(config)  # as Keras reads it: UTF-8, 16 or 32
+    except RecursionError:
+        return "its config.json nests too deep to be read"
+    except ValueError as e:  # not text, or not JSON
+        return f"its config.json is not JSON: {first_line(e)}"
+    if not isinstance(layers, dict) or "class_name" not in layers:
+        return "its config.json is not a model's config: Keras writes a JSON object with the model's class_name there"
+    if weights is not None:
         try:
-            damaged = archive.testzip()  # reads every file: a deflated one may fail to inflate instead
-        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-            return f"the archive is damaged: {first_line(e)}"
-        if damaged is not None:
-            return f"its {damaged} is damaged: its checksum in the archive does not match"
-        names = archive.namelist()
-        if "config.json" not in names:
-            return "it holds no config.json, the layers Keras' model.save writes"
-        try:
-            config = json.loads(archive.read("config.json"))  # as Keras reads it: UTF-8, 16 or 32
-        except ValueError as e:  # not text, or not JSON
-            return f"its config.json is not JSON: {first_line(e)}"
-        if not isinstance(config, dict):
-            return "its config.json is not a model's config: Keras writes a JSON object there"
-        if weights := [name for name in names if name.endswith(".h5")]:
-            try:
-                with h5py.File(io.BytesIO(archive.read(weights[0])), "r"):
-                    pass
-            except OSError as e:
-                return f"its {weights[0]} is not a readable HDF5 file: {first_line(e)}"
+            with h5py.File(io.BytesIO(weights), "r"):
+                pass
+        except OSError as e:
+            return f"its {WEIGHTS} is not a readable HDF5 file: {first_line(e)}"
     return None
 
 
@@ -209,7 +217,7 @@ def load_problem(error: BaseException) -> str:
         chain, seen = [*chain, inner], seen | {id(inner)}
     for reason in chain:
         for pattern in UNKNOWN_PARTS:
-            if unknown := re.match(pattern, str(reason)):
+            if (unknown := re.match(pattern, str(reason))) and not keras_has(unknown["name"]):
                 part = unknown.groupdict()
                 kind, module = part.get("kind") or "class", part.get("module")
                 name = f"{kind} {part['name']!r}" + (f" of the module {module}" if module else "")
@@ -219,8 +227,20 @@ def load_problem(error: BaseException) -> str:
     reason = chain[-1] if "could not be deserialized properly" in str(error) else error
     lines = [" ".join(line.split()) for line in str(reason).splitlines() if line.strip()]
     if len(lines) > 1 and lines[0].endswith(":"):  # "... for object <Conv2D name=conv2d>:", then why
-        return f"{lines[0]} {lines[1].partition(' Target variable:')[0]}"  # not the variable's values
+        why = f"{lines[0]} {lines[1].partition(' Target variable:')[0]}"  # not the variable's values
+        return f"its {WEIGHTS} does not fit the layers of its config.json: {why}" if "not be loaded" in why else why
+    if unknown := re.match(UNKNOWN_PARTS[0], lines[0] if lines else ""):  # Keras' own class, given a config it refuses
+        return f"its config.json gives the {unknown['kind']} {unknown['name']!r} a config Keras cannot build it from"
     return first_line(reason)
+
+
+def keras_has(name: str) -> bool:
+    """Whether Keras has a class or function of this name among the parts of a model (``Sequential``, ``Conv2D``,
+    ``GlorotUniform``, ``relu``): it says "Could not locate class 'Sequential'" of one whose config it refuses."""
+    from keras_parity.keras_model import keras
+
+    modules = (keras.models, keras.layers, keras.initializers, keras.regularizers, keras.constraints, keras.activations)
+    return any(hasattr(module, name) for module in modules)
 
 
 def structure(model: Any, side: str) -> Any:

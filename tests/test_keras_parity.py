@@ -8,6 +8,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -450,14 +451,65 @@ def with_parts(change: Callable[[dict[str, bytes]], object]) -> Callable[[Path],
     return edit
 
 
-def flip_a_byte_of_the_weights(path: Path) -> None:
-    """The weights' bytes in the archive changed, as a bad disk or copy would (Keras stores them, not deflated)."""
-    with zipfile.ZipFile(path) as archive:
-        weights = archive.getinfo("model.weights.h5")
-    data = bytearray(path.read_bytes())
-    name_length, extra_length = struct.unpack("<HH", data[weights.header_offset + 26 : weights.header_offset + 30])
-    data[weights.header_offset + 30 + name_length + extra_length + weights.compress_size // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+def dense_net() -> keras.Model:
+    """A net of one Dense layer: its weights are not a small net's."""
+    return keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")]
+    )
+
+
+def weights_of(net: keras.Model) -> bytes:
+    """The weights file that Keras' model.save writes for ``net``."""
+    with tempfile.TemporaryDirectory() as folder:
+        net.save(Path(folder) / "net.keras")
+        with zipfile.ZipFile(Path(folder) / "net.keras") as archive:
+            return archive.read("model.weights.h5")
+
+
+def with_bytes(change: Callable[[bytearray, dict[str, tuple[int, int]]], object]) -> Callable[[Path], None]:
+    """An edit of a saved model's bytes, as a bad disk or copy would make it: ``change`` edits them, given where
+    each file's two headers in the archive start, the local one (before its data) and the central one."""
+
+    def edit(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        with zipfile.ZipFile(path) as archive:
+            local = {info.filename: info.header_offset for info in archive.infolist()}
+        central, at = {}, data.find(b"PK\x01\x02")
+        while at >= 0:
+            (name_length,) = struct.unpack("<H", data[at + 28 : at + 30])
+            central[data[at + 46 : at + 46 + name_length].decode()] = at
+            at = data.find(b"PK\x01\x02", at + 46)
+        change(data, {name: (local[name], central[name]) for name in local})
+        path.write_bytes(bytes(data))
+
+    return edit
+
+
+def flip_a_byte_of_the_weights(data: bytearray, headers: dict[str, tuple[int, int]]) -> None:
+    """One byte in the middle of the weights' data changed (Keras stores them, not deflated)."""
+    local = headers["model.weights.h5"][0]
+    name_length, extra_length = struct.unpack("<HH", data[local + 26 : local + 30])
+    (size,) = struct.unpack("<I", data[local + 18 : local + 22])
+    data[local + 30 + name_length + extra_length + size // 2] ^= 0xFF
+
+
+def overwrite_the_central_header_of_the_config(data: bytearray, headers: dict[str, tuple[int, int]]) -> None:
+    """The mark that begins config.json's entry in the archive's central directory, zeroed."""
+    central = headers["config.json"][1]
+    data[central : central + 4] = bytes(4)
+
+
+def set_field(name: str, field: int, value: int) -> Callable[[bytearray, dict[str, tuple[int, int]]], None]:
+    """A 2-byte field of the file ``name``'s headers set to ``value``: its flags (6 in the local header, where bit 0
+    says encrypted) or its compression method (8); the central header has each 2 bytes later."""
+
+    def change(data: bytearray, headers: dict[str, tuple[int, int]]) -> None:
+        local, central = headers[name]
+        data[local + field : local + field + 2] = data[central + field + 2 : central + field + 4] = struct.pack(
+            "<H", value
+        )
+
+    return change
 
 
 # A small net's archive with one of its files damaged: the refusal names the file in the archive and why
@@ -470,7 +522,30 @@ DAMAGED = {
         with_parts(lambda parts: parts.update({"model.weights.h5": b"weights"})),
         "its model.weights.h5 is not a readable HDF5 file: Unable to synchronously open file (file signature",
     ),
-    "weights with a byte changed": (flip_a_byte_of_the_weights, "its model.weights.h5 is damaged: its checksum"),
+    "weights with a byte changed": (
+        with_bytes(flip_a_byte_of_the_weights),
+        "its model.weights.h5 is damaged: its checksum",
+    ),
+    "weights of another net": (
+        with_parts(lambda parts: parts.update({"model.weights.h5": weights_of(dense_net())})),
+        "its model.weights.h5 does not fit the layers of its config.json: A total of",
+    ),
+    "a central directory overwritten": (
+        with_bytes(overwrite_the_central_header_of_the_config),
+        "the archive is damaged or cut short: ",
+    ),
+    "its middle cut out": (
+        with_bytes(lambda data, _: data.__delitem__(slice(len(data) // 4, -len(data) // 4))),
+        "the archive is damaged or cut short: ",
+    ),
+    "a config marked encrypted": (
+        with_bytes(set_field("config.json", 6, 1)),
+        "the archive cannot be read: File 'config.json' is encrypted",
+    ),
+    "weights compressed by a method zipfile lacks": (
+        with_bytes(set_field("model.weights.h5", 8, 99)),
+        "the archive cannot be read: That compression method is not supported",
+    ),
     "a config cut short": (
         with_parts(lambda parts: parts.update({"config.json": parts["config.json"][:100]})),
         "its config.json is not JSON: ",
@@ -481,7 +556,18 @@ DAMAGED = {
     ),
     "a config that is a list": (
         with_parts(lambda parts: parts.update({"config.json": b"[1, 2]"})),
-        "its config.json is not a model's config: Keras writes a JSON object there",
+        "its config.json is not a model's config: Keras writes a JSON object with the model's class_name there",
+    ),
+    "an empty config": (with_parts(lambda parts: parts.update({"config.json": b"{}"})), "is not a model's config"),
+    "a config nested deeper than Python reads": (
+        with_parts(lambda parts: parts.update({"config.json": b'{"a": ' * 100_000 + b"1" + b"}" * 100_000})),
+        "its config.json nests too deep to be read",
+    ),
+    "a Sequential of layers that are no list": (
+        with_parts(
+            lambda parts: parts.update({"config.json": b'{"class_name": "Sequential", "config": {"layers": 1}}'})
+        ),
+        "its config.json gives the class 'Sequential' a config Keras cannot build it from",
     ),
     "no config": (with_parts(lambda parts: parts.pop("config.json")), "it holds no config.json"),
 }
