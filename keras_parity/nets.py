@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from lab_cnn.errors import UserError
-from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES, output_size
+from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES, Weights, output_size
 from lab_cnn.validators import choice, positive_int
 
 # Keras' activations by name, with Keras' defaults (its leaky_relu slope is 0.2).
@@ -110,11 +110,12 @@ class KerasCNN(nn.Module):
         dense_units = positive_int("dense_units", dense_units)
         name = keras_names()
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        channels, size = 1, IMAGE_SIZE
+        channels, size, weights = 1, IMAGE_SIZE, Weights()
         for _ in range(positive_int("conv_layers", conv_layers)):
             conv = name("conv2d")
-            layers[conv] = activated(nn.Conv2d(channels, filters, kernel_size), act())
             size = output_size(conv, size, kernel_size)
+            weights.add(conv, "filters", (filters, channels, kernel_size, kernel_size))
+            layers[conv] = activated(nn.Conv2d(channels, filters, kernel_size), act())
             layers[name("batch_normalization")] = nn.BatchNorm2d(filters, eps=BN_EPS, momentum=BN_MOMENTUM)
             pool = name("max_pooling2d")
             layers[pool] = nn.MaxPool2d(POOL_SIZE)
@@ -124,7 +125,9 @@ class KerasCNN(nn.Module):
         layers[name("flatten")] = ChannelsLastFlatten()
         features = channels * size * size
         for _ in range(positive_int("dense_layers", dense_layers)):
-            layers[name("dense")] = activated(nn.Linear(features, dense_units), act())
+            dense = name("dense")
+            weights.add(dense, "dense_units", (dense_units, features))
+            layers[dense] = activated(nn.Linear(features, dense_units), act())
             layers[name("batch_normalization")] = nn.BatchNorm1d(dense_units, eps=BN_EPS, momentum=BN_MOMENTUM)
             layers[name("dropout")] = Dropout(DENSE_DROPOUT)
             features = dense_units

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import math
+import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +42,27 @@ def output_size(layer: str, n_in: int, kernel: int, stride: int = 1, padding: in
             f"n_out = floor((n_in + 2p - k) / s) + 1 = {size_formula(n_in, kernel, stride, padding)} = {n_out}"
         )
     return n_out
+
+
+class Weights:
+    """The net's weights counted as its layers are made, each layer's before torch allocates it: a net whose
+    float32 weights would not fit in this machine's memory is refused naming the layer, its shape and its knob
+    (torch would fail to allocate them, or, past 2**63, fail to count them with a traceback)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+    def add(self, layer: str, key: str, shape: tuple[int, ...]) -> None:
+        """A layer of weights of ``shape`` (outputs first, as torch's) and a bias per output, sized by ``key``."""
+        self.count += math.prod(shape) + shape[0]
+        if 4 * self.count > self.memory:
+            raise SettingError(
+                key,
+                f"{layer}'s weight of shape {shape} would bring the net to {self.count:.3g} weights, "
+                f"{4 * self.count / 2**30:.3g} GiB of float32, more than this machine's {self.memory / 2**30:.0f} GiB "
+                "of memory",
+            )
 
 
 def all_knobs(net: type[nn.Module], given: dict[str, Any]) -> dict[str, Any]:
@@ -105,10 +128,11 @@ class LabCNN(nn.Module):
         dropout, conv_dropout = drop_rate("dropout", dropout), drop_rate("conv_dropout", conv_dropout)
 
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        channels, size = 1, IMAGE_SIZE
+        channels, size, weights = 1, IMAGE_SIZE, Weights()
         for i, out_channels in enumerate(as_list("conv_channels", conv_channels), start=1):
-            layers[f"conv{i}"] = nn.Conv2d(channels, out_channels, kernel_size)
             size = output_size(f"conv{i}", size, kernel_size)
+            weights.add(f"conv{i}", "conv_channels", (out_channels, channels, kernel_size, kernel_size))
+            layers[f"conv{i}"] = nn.Conv2d(channels, out_channels, kernel_size)
             if i > 1:
                 layers[f"conv{i}_drop"] = nn.Dropout2d(conv_dropout)
             layers[f"pool{i}"] = pooling(pool_size)
@@ -119,6 +143,7 @@ class LabCNN(nn.Module):
         features = channels * size * size
         hidden = as_list("hidden_units", hidden_units)
         for i, units in enumerate(hidden, start=1):
+            weights.add(f"fc{i}", "hidden_units", (units, features))
             layers[f"fc{i}"] = nn.Linear(features, units)
             layers[f"fc{i}_act"] = act()
             layers[f"fc{i}_drop"] = nn.Dropout(dropout)

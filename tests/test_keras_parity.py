@@ -266,6 +266,10 @@ def test_bad_geometry_and_names_are_refused_on_both_sides() -> None:
         build_model(kernel_size=14)
     with pytest.raises(UserError, match="conv2d_1: a 14x14 kernel does not fit"):
         KerasCNN(kernel_size=14)
+    with pytest.raises(UserError, match="^model.filters: conv2d's weight of shape .* more than this machine's"):
+        KerasNet(filters=10**23)
+    with pytest.raises(UserError, match="^model.dense_units: dense's weight of shape .* more than this machine's"):
+        KerasNet(dense_units=10**12)
     with pytest.raises(UserError, match="activation: 'swish' is not allowed"):
         build_model(activation="swish")
 

@@ -80,6 +80,25 @@ def test_impossible_geometry_is_refused_with_the_lab_formula() -> None:
     assert "\n" not in str(e.value)
     with pytest.raises(UserError, match="pool2: a 5x5 kernel does not fit its 3x3 input"):
         LabCNN(conv_channels=[4, 4], kernel_size=3, pool_size=5)
+    with pytest.raises(UserError, match=f"^conv1: a {10**23}x{10**23} kernel does not fit its 28x28 input"):
+        LabCNN(kernel_size=10**23)  # checked before torch is asked for the layer (an overflow's traceback)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "refusal"),
+    [
+        ({"conv_channels": [10**23]}, rf"conv_channels: conv1's weight of shape \({10**23}, 1, 5, 5\) would bring"),
+        ({"hidden_units": 10**12}, r"hidden_units: fc1's weight of shape \(1000000000000, 320\) would bring"),
+        ({"hidden_units": [50, 10**12, 50]}, r"hidden_units: fc2's weight of shape \(1000000000000, 50\) would bring"),
+    ],
+)
+def test_a_net_whose_weights_would_not_fit_in_memory_is_refused_naming_the_layer(knobs: dict, refusal: str) -> None:
+    """Before torch allocates them: it would fail with its allocator's words, or past 2**63 with a traceback.
+    (Each too big for any machine's memory; the layers before it are small.)"""
+    with pytest.raises(UserError, match=f"^{refusal} the net to .* GiB of float32, more than this machine's"):
+        LabCNN(**knobs)
+    with pytest.raises(UserError, match=f"^model.{refusal}"):
+        LabNet(**knobs)
 
 
 @pytest.mark.parametrize(

@@ -248,6 +248,14 @@ MISTAKES = {
         ["fit", "--print_config", *BASELINE, "--model.kernel_size", "0"],
         "error: model.kernel_size: 0 is not allowed; use a whole number >= 1",
     ),
+    "conv channels past 2**63 (a traceback: torch could not count them)": (
+        ["summary", *BASELINE, "--model.conv_channels", f"[10, {10**23}]"],
+        f"error: model.conv_channels: conv2's weight of shape ({10**23}, 10, 5, 5) would bring the net to 2.51e+25",
+    ),
+    "a kernel past 2**63 (a traceback: torch could not count it)": (
+        ["fit", *BASELINE, "--model.kernel_size", str(10**23)],
+        f"error: conv1: a {10**23}x{10**23} kernel does not fit its 28x28 input",
+    ),
     "a negative learning rate in scientific notation (said: argument --model: expected one argument)": (
         ["summary", *BASELINE, "--model.lr", "-1e-3"],
         "model.lr: -0.001 is not allowed; use a learning rate > 0, e.g. 0.01",
