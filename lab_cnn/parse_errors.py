@@ -31,6 +31,8 @@ def describe_parse_error(message: str, keys: Iterable[str]) -> str:
     option = re.search(r"Option '(\w+)' is not accepted", message)
     if unknown or option:
         key = unknown.group(1) if unknown else ".".join([*path[:1], option.group(1)])  # type: ignore[union-attr]
+        if unknown and path and "Problem with given class_path" in message:  # the class's own parser's words
+            key = f"{path[0]}.{key}"  # --model.model.kernel_size: LabNet's parser has no --model.kernel_size
         return f"{key}: unknown key; {did_you_mean(key, keys)}"
     problem = re.search(r"Problem with given class_path '([^']+)':\n\s*(.+)", message)
     if (
