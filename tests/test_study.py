@@ -311,8 +311,9 @@ def test_study_file_mistakes_are_one_line_errors(tmp_path) -> None:
         ({"args": ["--trainer.max_epochs", "3"]}, "narrow: args: --trainer.max_epochs is the study's to set"),
         ({"keras": {"conv_layerz": 1}}, "narrow: keras.conv_layerz: not a setting of a variant; use activation, "),
         ({"keras": {"epochs": 3}}, "narrow: keras.epochs: not a setting of a variant"),
-        ({"keras": {"activation": "swish"}}, "narrow: argument --activation: invalid choice: 'swish'"),
-        ({"keras": {"conv_layers": 0}}, "narrow: argument --conv-layers: '0' is not allowed"),
+        ({"keras": {"activation": "swish"}}, "narrow: keras.activation: invalid choice: 'swish'"),  # as written
+        ({"keras": {"conv_layers": 0}}, "narrow: keras.conv_layers: '0' is not allowed"),
+        ({"keras": {"batch_size": -3}}, "narrow: keras.batch_size: '-3' is not allowed"),
         ({"keras": {"conv_layers": 9}}, "narrow: conv2d_3: a 3x3 kernel does not fit its 1x1 input"),
         (
             {"args": ["--trainer={max_epochs: 5}"]},
