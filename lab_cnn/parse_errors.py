@@ -57,7 +57,12 @@ def describe_parse_error(message: str, keys: Iterable[str]) -> str:
     if not value:
         return " ".join(message.split())
     key = f"{path[0]}.{inner}" if len(path) > 1 and "." not in inner else inner
-    return f"{key}: {value.group(1).strip()!r} is not allowed; expected {allowed(block)}"
+    given = value.group(1).strip()
+    given = PYTHON_WORDS.get(given, given)  # the parser shows what YAML read as Python shows it
+    return f"{key}: {given!r} is not allowed; expected {allowed(block)}"
+
+
+PYTHON_WORDS = {"True": "true", "False": "false", "None": "null"}  # Python's words for YAML's
 
 
 def indent(line: str) -> int:
