@@ -16,11 +16,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from lab_cnn import mnist, validators
 from lab_cnn.errors import UserError
 from lab_cnn.handwriting import Digit, load_digits
-from lab_cnn.mnist import load_split, normalize
+from lab_cnn.mnist import TEST_SIZE, TRAIN_SIZE, load_split, normalize
 from lab_cnn.validators import positive_int
-
-TRAIN_SIZE = 60_000
-TEST_SIZE = 10_000
 
 
 class TensorBatches(Dataset):

