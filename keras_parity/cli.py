@@ -38,9 +38,10 @@ import numpy as np
 from keras_parity.nets import ACTIVATIONS, KERAS_LR, KERAS_MOMENTUM, keras_settings
 from lab_cnn import mnist
 from lab_cnn.errors import ArgumentParser, UserError, exit_on_user_error, first_line
+from lab_cnn.mnist import TRAIN_SIZE
 from lab_cnn.nets import NUM_CLASSES
 from lab_cnn.runs import KERAS_LOG_DIR, check_can_write, checked_run_name, claim_version
-from lab_cnn.validators import MAX_SEED, number_text, seed, whole_number
+from lab_cnn.validators import MAX_SEED, batch_size, number_text, seed, whole_number
 
 
 def seed_number(text: str) -> int:
@@ -51,7 +52,7 @@ def seed_number(text: str) -> int:
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="keras-parity", description="Train, test or summarize the lab's Keras CNN on MNIST.")
     p.add_argument("--mode", choices=["train", "test", "summary"], required=True, help="what to do")
-    p.add_argument("--batch-size", type=whole_number, default=128, help="images per batch (default 128)")
+    p.add_argument("--batch-size", type=batch_size_text, default=128, help="images per batch (default 128)")
     p.add_argument("--epochs", type=whole_number, default=5, help="training epochs (default 5)")
     p.add_argument(
         "--model_path",
@@ -112,6 +113,11 @@ def seed_everything(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def batch_size_text(text: str) -> int:
+    """argparse type: a batch size, by :func:`lab_cnn.validators.batch_size`'s rule."""
+    return number_text(text, batch_size, f"use a whole number in [1, {TRAIN_SIZE}]")
 
 
 def checked_model_path(path: str, writing: bool, overwrite: bool = False) -> Path:

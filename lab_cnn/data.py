@@ -17,7 +17,6 @@ from lab_cnn import mnist, validators
 from lab_cnn.errors import UserError
 from lab_cnn.handwriting import Digit, load_digits
 from lab_cnn.mnist import TEST_SIZE, TRAIN_SIZE, load_split, normalize
-from lab_cnn.validators import positive_int
 
 
 class TensorBatches(Dataset):
@@ -108,8 +107,7 @@ class MNISTDataModule(L.LightningDataModule):
         predict_path: str | None = None,
     ) -> None:
         super().__init__()
-        if positive_int("data.batch_size", batch_size) > TRAIN_SIZE:
-            raise UserError(f"data.batch_size: {batch_size} is not allowed; use a whole number in [1, {TRAIN_SIZE}]")
+        validators.batch_size("data.batch_size", batch_size)
         validators.seed("data.seed", seed)
         if normalize not in ("standard", "unit"):
             raise UserError(f"data.normalize: {normalize!r} is not allowed; use 'standard' or 'unit'")

@@ -58,7 +58,8 @@ def describe_parse_error(message: str, keys: Iterable[str]) -> str:
         return " ".join(message.split())
     key = f"{path[0]}.{inner}" if len(path) > 1 and "." not in inner else inner
     given = value.group(1).strip()
-    given = PYTHON_WORDS.get(given, given)  # the parser shows what YAML read as Python shows it
+    # the parser shows what YAML read as Python shows it: [1, None] for [1, null] (texts in quotes kept)
+    given = re.sub(r"'[^']*'|\"[^\"]*\"|\b(None|True|False)\b", lambda m: PYTHON_WORDS.get(m[1], m[0]), given)
     return f"{key}: {given!r} is not allowed; expected {allowed(block)}"
 
 

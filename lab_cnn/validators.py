@@ -12,16 +12,28 @@ import yaml
 
 from lab_cnn.config import other_base_reading
 from lab_cnn.errors import SettingError, UserError
+from lab_cnn.mnist import TRAIN_SIZE
 
 T = TypeVar("T")
 WHOLE_NUMBER = "use a whole number >= 1"
 MAX_SEED = 2**32 - 1  # NumPy's, and so Lightning's and TensorFlow's, seeds are 32-bit
 
 
+def shown(value: object) -> str:
+    """``value`` as YAML writes it, which is how the user gave it: ``null``, ``true``, ``[1, null]``; a text
+    quoted. (Python's ``None`` and ``True`` are not what a config or a command line says.)"""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return yaml.safe_dump(value, default_flow_style=True, width=10**9).removesuffix("\n").removesuffix("\n...")
+    except yaml.YAMLError:  # an object no YAML holds (given through the Python API)
+        return repr(value)
+
+
 def positive_int(key: str, value: object) -> int:
     """``value`` if it is a whole number >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SettingError(key, f"{value!r} is not allowed; {WHOLE_NUMBER}")
+        raise SettingError(key, f"{shown(value)} is not allowed; {WHOLE_NUMBER}")
     return value
 
 
@@ -50,24 +62,31 @@ def whole_number(text: str) -> int:
     return number_text(text, positive_int, WHOLE_NUMBER)
 
 
+def batch_size(key: str, value: object) -> int:
+    """``value`` if it is a batch size: a whole number in [1, 60,000], the training images."""
+    if (size := positive_int(key, value)) > TRAIN_SIZE:
+        raise SettingError(key, f"{size} is not allowed; use a whole number in [1, {TRAIN_SIZE}]")
+    return size
+
+
 def seed(key: str, value: object) -> int:
     """``value`` if it is a seed NumPy takes: a whole number in [0, 2**32 - 1]."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
-        raise SettingError(key, f"{value!r} is not allowed; use a whole number in [0, {MAX_SEED}]")
+        raise SettingError(key, f"{shown(value)} is not allowed; use a whole number in [0, {MAX_SEED}]")
     return value
 
 
 def drop_rate(key: str, value: object) -> float:
     """``value`` if it is a dropout probability in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise SettingError(key, f"{value!r} is not allowed; use a number in [0, 1)")
+        raise SettingError(key, f"{shown(value)} is not allowed; use a number in [0, 1)")
     return float(value)
 
 
 def choice(key: str, value: str, options: Mapping[str, T]) -> T:
     """``options[value]``, or a SettingError listing the allowed names."""
     if value not in options:
-        raise SettingError(key, f"{value!r} is not allowed; use one of {', '.join(options)}")
+        raise SettingError(key, f"{shown(value)} is not allowed; use one of {', '.join(options)}")
     return options[value]
 
 
@@ -75,9 +94,9 @@ def check_recipe(lr: float = 0.01, momentum: float = 0.0) -> None:
     """The training recipe every lab-cnn model takes beside its net's knobs: SGD's learning rate
     (> 0) and momentum (in [0, 1))."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
-        raise SettingError("model.lr", f"{lr!r} is not allowed; use a learning rate > 0, e.g. 0.01")
+        raise SettingError("model.lr", f"{shown(lr)} is not allowed; use a learning rate > 0, e.g. 0.01")
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
-        raise SettingError("model.momentum", f"{momentum!r} is not allowed; use a number in [0, 1), e.g. 0.5")
+        raise SettingError("model.momentum", f"{shown(momentum)} is not allowed; use a number in [0, 1), e.g. 0.5")
 
 
 RECIPE = ("lr", "momentum")  # check_recipe's arguments

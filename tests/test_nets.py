@@ -112,9 +112,13 @@ def test_a_net_whose_weights_would_not_fit_in_memory_is_refused_naming_the_layer
         ({"hidden_units": 2.5}, "hidden_units"),
         ({"dropout": 1.0}, "dropout"),
         ({"conv_dropout": -0.1}, "conv_dropout"),
+        ({"kernel_size": None}, "kernel_size"),
     ],
 )
 def test_bad_knobs_name_the_key(kwargs: dict, key: str) -> None:
+    if kwargs == {"kernel_size": None}:  # shown as a config writes it, not as Python does
+        with pytest.raises(UserError, match="^kernel_size: null is not allowed"):
+            LabCNN(**kwargs)
     with pytest.raises(UserError, match=rf"^{key}: .* is not allowed|^{key}: an empty list"):
         LabCNN(**kwargs)
     # The model takes the net's knobs as its own: they are named as its config and fit(model=...) name them.

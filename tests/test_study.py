@@ -314,6 +314,7 @@ def test_study_file_mistakes_are_one_line_errors(tmp_path) -> None:
         ({"keras": {"activation": "swish"}}, "narrow: keras.activation: invalid choice: 'swish'"),  # as written
         ({"keras": {"conv_layers": 0}}, "narrow: keras.conv_layers: '0' is not allowed"),
         ({"keras": {"batch_size": -3}}, "narrow: keras.batch_size: '-3' is not allowed"),
+        ({"keras": {"batch_size": 2**64}}, f"narrow: keras.batch_size: '{2**64}' is not allowed; use a whole number"),
         ({"keras": {"conv_layers": 9}}, "narrow: conv2d_3: a 3x3 kernel does not fit its 1x1 input"),
         (
             {"args": ["--trainer={max_epochs: 5}"]},

@@ -350,7 +350,7 @@ DAMAGES: dict[str, tuple[Callable[[Path], object], str]] = {  # the issue's case
         run_field("test_images", 0),
         RUNS_ENTRY + "test_images: 0 is not allowed; use a whole number >= 1",
     ),
-    "params true": (run_field("params", True), RUNS_ENTRY + "params: True is not allowed"),
+    "params true": (run_field("params", True), RUNS_ENTRY + "params: true is not allowed"),  # as the file writes it
     "no machine": (no_run_field("machine"), RUNS_ENTRY + "no machine"),
     "filed under another key": (run_field("key", POOLING_MAX), RUNS_ENTRY + f"its key is '{POOLING_MAX}'"),
     "a run that is a number": (

@@ -138,8 +138,8 @@ MISTAKES = {
     "summary without a model": (["summary"], "model: no model given; give a config"),
     "negative lr": (["fit", *BASELINE, "--model.lr", "-0.1"], "model.lr: -0.1 is not allowed; use a learning rate > 0"),
     "zero lr": (["fit", *BASELINE, "--model.lr", "0"], "model.lr: 0.0 is not allowed"),
-    "infinite lr": (["fit", *BASELINE, "--model.lr", ".inf"], "model.lr: inf is not allowed"),
-    "nan lr": (["fit", *BASELINE, "--model.lr", ".nan"], "model.lr: nan is not allowed"),
+    "infinite lr": (["fit", *BASELINE, "--model.lr", ".inf"], "model.lr: .inf is not allowed"),  # as written
+    "nan lr": (["fit", *BASELINE, "--model.lr", ".nan"], "model.lr: .nan is not allowed"),
     "negative momentum": (
         ["fit", *BASELINE, "--model.momentum", "-1"],
         "model.momentum: -1.0 is not allowed; use a number in [0, 1)",
@@ -544,7 +544,7 @@ KERAS_MISTAKES = {
     ),
     "batch size 0": (
         ["--mode", "train", "--batch-size", "0"],
-        "--batch-size: '0' is not allowed; use a whole number >= 1",
+        "--batch-size: '0' is not allowed; use a whole number in [1, 60000]",
     ),
     "seed in base 8": (
         ["--mode", "train", "--seed", "017"],
@@ -554,6 +554,10 @@ KERAS_MISTAKES = {
     "a digit int() does not read": (["--mode", "train", "--conv-layers", "²"], "--conv-layers: '²' is not allowed"),
     "conv layers -1": (["--mode", "train", "--conv-layers", "-1"], "--conv-layers: '-1' is not allowed"),
     "epochs 2.5": (["--mode", "train", "--epochs", "2.5"], "--epochs: '2.5' is not allowed"),
+    "batch size over the training images": (
+        ["--mode", "train", "--batch-size", "60001"],
+        "--batch-size: '60001' is not allowed; use a whole number in [1, 60000]",
+    ),
     "unknown activation": (["--mode", "train", "--activation", "swish"], "invalid choice: 'swish'"),
     "unknown option": (["--mode", "train", "--bogus"], "unrecognized arguments: --bogus"),
 }
