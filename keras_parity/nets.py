@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lab_cnn.errors import UserError
+from lab_cnn.errors import SettingError, UserError
 from lab_cnn.nets import IMAGE_SIZE, NUM_CLASSES, Weights, output_size
 from lab_cnn.validators import choice, positive_int
 
@@ -28,6 +28,8 @@ ACTIVATIONS: dict[str, Any] = {
     "gelu": nn.GELU,
 }
 CONV_DROPOUT, DENSE_DROPOUT, POOL_SIZE = 0.25, 0.5, 2
+# A layer is Python objects besides its weights: a typo's million dense layers would fill the memory as they are made
+MAX_DENSE_LAYERS = 1000  # (the lab's net has 3)
 KERAS_LR, KERAS_MOMENTUM = 0.01, 0.0  # the Keras lab's SGD(learning_rate=0.01), no momentum
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01  # Keras' epsilon and 1 - its momentum 0.99
 
@@ -124,10 +126,15 @@ class KerasCNN(nn.Module):
             channels = filters
         layers[name("flatten")] = ChannelsLastFlatten()
         features = channels * size * size
-        for _ in range(positive_int("dense_layers", dense_layers)):
-            dense = name("dense")
-            weights.add(dense, "dense_units", (dense_units, features))
-            layers[dense] = activated(nn.Linear(features, dense_units), act())
+        if (dense_layers := positive_int("dense_layers", dense_layers)) > MAX_DENSE_LAYERS:
+            raise SettingError(
+                "dense_layers", f"{dense_layers} is not allowed; use a whole number in [1, {MAX_DENSE_LAYERS}]"
+            )
+        weights.add("dense", "dense_units", (dense_units, features))  # all counted before any is made
+        weights.add("each later dense layer", "dense_units", (dense_units, dense_units), times=dense_layers - 1)
+        weights.add("the last dense layer", "dense_units", (NUM_CLASSES, dense_units))
+        for _ in range(dense_layers):
+            layers[name("dense")] = activated(nn.Linear(features, dense_units), act())
             layers[name("batch_normalization")] = nn.BatchNorm1d(dense_units, eps=BN_EPS, momentum=BN_MOMENTUM)
             layers[name("dropout")] = Dropout(DENSE_DROPOUT)
             features = dense_units

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import os
 from collections import OrderedDict
@@ -53,9 +54,10 @@ class Weights:
         self.count = 0
         self.memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
-    def add(self, layer: str, key: str, shape: tuple[int, ...]) -> None:
-        """A layer of weights of ``shape`` (outputs first, as torch's) and a bias per output, sized by ``key``."""
-        self.count += math.prod(shape) + shape[0]
+    def add(self, layer: str, key: str, shape: tuple[int, ...], times: int = 1) -> None:
+        """A layer of weights of ``shape`` (outputs first, as torch's) and a bias per output, sized by ``key``
+        (``times`` such layers)."""
+        self.count += times * (math.prod(shape) + shape[0])
         if 4 * self.count > self.memory:
             raise SettingError(
                 key,
@@ -142,8 +144,10 @@ class LabCNN(nn.Module):
         layers["flatten"] = nn.Flatten()
         features = channels * size * size
         hidden = as_list("hidden_units", hidden_units)
+        widths = [features, *hidden, NUM_CLASSES]
+        for i, (inputs, units) in enumerate(itertools.pairwise(widths), start=1):  # all counted before any is made
+            weights.add(f"fc{i}", "hidden_units", (units, inputs))
         for i, units in enumerate(hidden, start=1):
-            weights.add(f"fc{i}", "hidden_units", (units, features))
             layers[f"fc{i}"] = nn.Linear(features, units)
             layers[f"fc{i}_act"] = act()
             layers[f"fc{i}_drop"] = nn.Dropout(dropout)

@@ -270,6 +270,12 @@ def test_bad_geometry_and_names_are_refused_on_both_sides() -> None:
         KerasNet(filters=10**23)
     with pytest.raises(UserError, match="^model.dense_units: dense's weight of shape .* more than this machine's"):
         KerasNet(dense_units=10**12)
+    with pytest.raises(UserError, match="^model.dense_units: each later dense layer's weight of shape"):
+        KerasNet(dense_layers=1000, dense_units=10**5)  # counted before any is made: 40 GB each
+    with pytest.raises(
+        UserError, match=r"^model.dense_layers: 1000000000 is not allowed; use a whole number in \[1, 1000"
+    ):
+        KerasNet(dense_layers=10**9, dense_units=1)  # a billion layers of a few weights: a billion Python objects
     with pytest.raises(UserError, match="activation: 'swish' is not allowed"):
         build_model(activation="swish")
 

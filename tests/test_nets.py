@@ -90,6 +90,11 @@ def test_impossible_geometry_is_refused_with_the_lab_formula() -> None:
         ({"conv_channels": [10**23]}, rf"conv_channels: conv1's weight of shape \({10**23}, 1, 5, 5\) would bring"),
         ({"hidden_units": 10**12}, r"hidden_units: fc1's weight of shape \(1000000000000, 320\) would bring"),
         ({"hidden_units": [50, 10**12, 50]}, r"hidden_units: fc2's weight of shape \(1000000000000, 50\) would bring"),
+        # counted before any is made: fc2 (12 GB) would be, fc3 (the output layer, 60 GB) not
+        (
+            {"conv_channels": [1], "kernel_size": 1, "pool_size": 1, "hidden_units": [1, 1_500_000_000]},
+            r"hidden_units: fc3's weight of shape \(10, 1500000000\) would bring",
+        ),  # fmt: skip
     ],
 )
 def test_a_net_whose_weights_would_not_fit_in_memory_is_refused_naming_the_layer(knobs: dict, refusal: str) -> None:
