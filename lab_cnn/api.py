@@ -17,8 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import yaml
-
+from lab_cnn.config import yaml_line
 from lab_cnn.errors import UserError, user_error
 
 if TYPE_CHECKING:  # the modules that import Lightning load on the first call, not with lab_cnn
@@ -225,7 +224,7 @@ def flow_yaml(key: str, value: Any) -> str:
             f"{key}: {value!r} is not allowed; give what a config file holds: a number, a text, true or false, "
             "or a list or dict of them (an object as {'class_path': ..., 'init_args': {...}})"
         )
-    return yaml.safe_dump(value, default_flow_style=True, width=10**9).removesuffix("\n").removesuffix("\n...")
+    return yaml_line(value)
 
 
 def config_value(value: Any) -> bool:

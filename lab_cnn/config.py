@@ -29,6 +29,11 @@ NOT_VALUES = {
 }
 
 
+def yaml_line(value: Any) -> str:
+    """``value`` as one line of YAML, as a config or a command line writes it: ``[10, 20]``, ``.inf``, ``null``."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10**9).removesuffix("\n").removesuffix("\n...")
+
+
 def other_base(node: yaml.Node) -> str | None:
     """Why a number of ``node`` is not the number it reads as: YAML 1.1 (PyYAML's, and the parser's) reads
     ``017`` in base 8 (15) and ``1:30`` in base 60 (90), where a setting's reader would see 17 and a time."""

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import yaml
 
-from lab_cnn.config import other_base_reading
+from lab_cnn.config import other_base_reading, yaml_line
 from lab_cnn.errors import SettingError, UserError
 from lab_cnn.mnist import TRAIN_SIZE
 
@@ -25,7 +25,7 @@ def shown(value: object) -> str:
     if isinstance(value, str):
         return repr(value)
     try:
-        return yaml.safe_dump(value, default_flow_style=True, width=10**9).removesuffix("\n").removesuffix("\n...")
+        return yaml_line(value)
     except yaml.YAMLError:  # an object no YAML holds (given through the Python API)
         return repr(value)
 

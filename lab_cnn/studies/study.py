@@ -325,10 +325,10 @@ def check_commands(study: Study, path: str, data_dir: str) -> None:
                     try:
                         given = keras.parse_args(train[3:])
                     except UserError as e:  # keras-parity's words name its option; the study file, the setting
-                        option, _, why = str(e).removeprefix("argument ").partition(": ")
+                        option, _, why = str(e).removeprefix("argument ").partition(": ")  # --a/--b: why
                         named = {o: f"keras.{a.dest}" for a in keras._actions for o in a.option_strings}
-                        raise UserError(f"{named[option.split('/')[0]]}: {why}" if option.split("/")[0] in named
-                                        else str(e)) from None  # fmt: skip
+                        setting = named.get(option.split("/")[0])
+                        raise UserError(f"{setting}: {why}" if setting else str(e)) from None
                     from keras_parity.nets import KerasCNN  # the port: the Keras net's geometry, checked in torch
 
                     KerasCNN(activation=given.activation, conv_layers=given.conv_layers)

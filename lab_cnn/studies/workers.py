@@ -174,7 +174,7 @@ def check_in_fork(result: Connection, study: Study, path: str, data_dir: str, dr
 
 
 def show_as(name: str) -> None:
-    """The name ``ps``, ``top`` and ``kill``'s tools show for this process: each fork of the warm server is
+    """The name ``ps``, ``top`` and ``pkill`` show for this process: each fork of the warm server is
     otherwise named as the server is (``python``). Linux's, up to 15 characters; elsewhere the name stays."""
     with contextlib.suppress(OSError):  # no /proc
         Path("/proc/self/comm").write_text(name[:15])
